@@ -1,0 +1,1 @@
+//! Runnable examples of peeper; see the `[[example]]` entries of this crate.

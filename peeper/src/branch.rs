@@ -1,0 +1,324 @@
+//! [`Branch`]: the handle on a server's supervisor, keeper and worker tasks.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task;
+
+use crate::dynamic::DynInner;
+use crate::{Exit, SendError, StopError};
+
+/// A branch's lifecycle, published by its tasks and watched by clients.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Status {
+    /// The incarnation whose `init` has completed, if any.
+    pub(crate) ready: Option<u64>,
+    /// Restarts so far.
+    pub(crate) restarts: u64,
+    /// Set as soon as the branch starts ending; every later message is refused with it.
+    pub(crate) exit: Option<Exit>,
+    /// Set once the branch is completely gone: `terminate` ran, the name is free, the listener
+    /// heard `on_terminate`.
+    pub(crate) finished: bool,
+}
+
+/// Requests from a [`Branch`] handle to its supervisor task.
+pub(crate) enum Control {
+    KillWorker,
+    Stop(Exit),
+    /// Hand the branch's parts over (boxed `Parts<S>`), for `transfer`.
+    Handoff(oneshot::Sender<Box<dyn Any + Send>>),
+}
+
+#[derive(Default)]
+pub(crate) struct Tasks {
+    pub(crate) control: Option<mpsc::UnboundedSender<Control>>,
+    pub(crate) supervisor: Option<task::Id>,
+    pub(crate) keeper: Option<task::Id>,
+    pub(crate) worker: Option<task::Id>,
+    pub(crate) owner: Option<Weak<DynInner>>,
+}
+
+pub(crate) struct BranchInner {
+    id: BranchId,
+    server: &'static str,
+    name: Option<String>,
+    pub(crate) status: watch::Sender<Status>,
+    pub(crate) tasks: Mutex<Tasks>,
+}
+
+/// A unique id for a branch, stable across restarts and transfers.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use peeper::{Context, Server, Tracked};
+/// # #[derive(Clone, Default)] struct Echo;
+/// # impl Server for Echo { type Call = (); type Reply = (); type Cast = (); type Info = (); type Keep = peeper::keep::Snapshot;
+/// #   async fn handle_call(_: &mut Tracked<Self>, _: (), _: &mut Context<Self>) {}
+/// #   async fn handle_cast(_: &mut Tracked<Self>, _: (), _: &mut Context<Self>) {} }
+/// let a = Echo::start(Echo).await?;
+/// let b = Echo::start(Echo).await?;
+/// assert_ne!(a.branch().id(), b.branch().id());
+/// assert_eq!(a.branch().id(), a.clone().branch().id());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BranchId(u64);
+
+impl fmt::Display for BranchId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "branch#{}", self.0)
+    }
+}
+
+/// The role of a task in a branch, as [`Branch::which_children`] lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Holds the last good state, the mailbox between workers, and runs the listener.
+    Keeper,
+    /// Runs the handlers.
+    Worker,
+}
+
+/// One child task of a branch's supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Child {
+    /// What the task does.
+    pub role: Role,
+    /// Its tokio task id.
+    pub id: task::Id,
+}
+
+/// Introspection and control of a server's branch: its supervisor, keeper and worker tasks.
+///
+/// Get it from any client with `client.branch()`. It stays valid across restarts and transfers;
+/// the task ids it reports change with them.
+///
+/// ```
+/// # use peeper::{Context, Server, Tracked};
+/// # #[derive(Clone, Default)] struct Counter(u64);
+/// # impl Server for Counter { type Call = (); type Reply = u64; type Cast = (); type Info = (); type Keep = peeper::keep::Snapshot;
+/// #   async fn handle_call(s: &mut Tracked<Self>, _: (), _: &mut Context<Self>) -> u64 { s.0 }
+/// #   async fn handle_cast(s: &mut Tracked<Self>, _: (), _: &mut Context<Self>) { s.0 += 1 } }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let counter = Counter::start(Counter::default()).await?;
+/// counter.cast(())?;
+/// let branch = counter.branch();
+/// let before = branch.worker_id();
+///
+/// let restarted = branch.next_restart();   // armed before the kill, so it cannot be missed
+/// branch.kill_worker()?;
+/// assert_eq!(restarted.await, Ok(1));        // incarnation 1 has run its init
+///
+/// assert_ne!(branch.worker_id(), before);
+/// assert_eq!(branch.restarts(), 1);
+/// assert_eq!(counter.call(()).await?, 1);    // the state survived
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Branch {
+    pub(crate) inner: Arc<BranchInner>,
+}
+
+impl Branch {
+    pub(crate) fn new(server: &'static str, name: Option<String>) -> Branch {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let (status, _) = watch::channel(Status::default());
+        Branch {
+            inner: Arc::new(BranchInner {
+                id: BranchId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+                server,
+                name,
+                status,
+                tasks: Mutex::new(Tasks::default()),
+            }),
+        }
+    }
+
+    pub(crate) fn tasks(&self) -> MutexGuard<'_, Tasks> {
+        // The lock is only held for field reads and writes that cannot panic, so a poisoned
+        // lock still guards consistent data.
+        self.inner.tasks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// This branch's id.
+    #[must_use]
+    pub fn id(&self) -> BranchId {
+        self.inner.id
+    }
+
+    /// The server type's name (`std::any::type_name`).
+    #[must_use]
+    pub fn server(&self) -> &'static str {
+        self.inner.server
+    }
+
+    /// The registered name, if the server was started with one.
+    #[must_use]
+    pub fn name(&self) -> Option<&str> {
+        self.inner.name.as_deref()
+    }
+
+    /// The supervisor task's id; `None` once the branch has ended.
+    #[must_use]
+    pub fn supervisor_id(&self) -> Option<task::Id> {
+        self.tasks().supervisor
+    }
+
+    /// The keeper task's id; `None` once the branch has ended.
+    #[must_use]
+    pub fn keeper_id(&self) -> Option<task::Id> {
+        self.tasks().keeper
+    }
+
+    /// The current worker task's id (it changes with every restart); `None` once the branch has
+    /// ended.
+    #[must_use]
+    pub fn worker_id(&self) -> Option<task::Id> {
+        self.tasks().worker
+    }
+
+    /// The supervisor's children, keeper first, as `Supervisor.which_children/1` lists them;
+    /// empty once the branch has ended.
+    #[must_use]
+    pub fn which_children(&self) -> Vec<Child> {
+        let tasks = self.tasks();
+        let keeper = tasks.keeper.map(|id| Child { role: Role::Keeper, id });
+        let worker = tasks.worker.map(|id| Child { role: Role::Worker, id });
+        keeper.into_iter().chain(worker).collect()
+    }
+
+    /// The incarnation of the worker that last completed its `init`: 0 for the first worker, one
+    /// more after every restart and transfer.
+    #[must_use]
+    pub fn incarnation(&self) -> u64 {
+        self.inner.status.borrow().ready.unwrap_or(0)
+    }
+
+    /// How many times the worker has been restarted after a crash.
+    #[must_use]
+    pub fn restarts(&self) -> u64 {
+        self.inner.status.borrow().restarts
+    }
+
+    /// `true` until the branch starts ending.
+    #[must_use]
+    pub fn is_running(&self) -> bool {
+        self.inner.status.borrow().exit.is_none()
+    }
+
+    /// Why the branch ended, once it has started ending.
+    #[must_use]
+    pub fn exit(&self) -> Option<Exit> {
+        self.inner.status.borrow().exit.clone()
+    }
+
+    /// The exit to report to a message refused by a closed mailbox. The supervisor publishes the
+    /// exit before it closes the mailbox, so it is always there; `Normal` is never reached.
+    pub(crate) fn exit_or_normal(&self) -> Exit {
+        self.exit().unwrap_or(Exit::Normal)
+    }
+
+    /// Kills the worker from outside, the counterpart of `Process.exit(worker, :kill)`: a crash
+    /// with [`Exit::Killed`]. The call in progress, if any, fails with
+    /// [`CallError::Crashed`](crate::CallError::Crashed); every queued message is kept for the
+    /// next worker. The kill lands at the handler's next `.await` (a handler that never yields
+    /// cannot be interrupted, as with any tokio task).
+    ///
+    /// # Errors
+    /// [`SendError::Stopped`] if the branch has ended.
+    pub fn kill_worker(&self) -> Result<(), SendError> {
+        self.control(Control::KillWorker)
+    }
+
+    /// Stops the branch normally, as [`Client::stop`](crate::Client::stop) does.
+    ///
+    /// # Errors
+    /// [`StopError::AlreadyStopped`] if the branch had already ended.
+    pub async fn stop(&self) -> Result<(), StopError> {
+        self.stop_with(Exit::Normal).await
+    }
+
+    pub(crate) async fn stop_with(&self, reason: Exit) -> Result<(), StopError> {
+        self.control(Control::Stop(reason)).map_err(|SendError::Stopped(exit)| StopError::AlreadyStopped(exit))?;
+        self.finished().await;
+        Ok(())
+    }
+
+    pub(crate) fn control(&self, control: Control) -> Result<(), SendError> {
+        let sent = match &self.tasks().control {
+            Some(tx) => tx.send(control).is_ok(),
+            None => false,
+        };
+        if sent && self.is_running() {
+            Ok(())
+        } else {
+            Err(SendError::Stopped(self.exit_or_normal()))
+        }
+    }
+
+    /// Resolves once the *next* restart (or transfer) has completed its `init`, with the new
+    /// incarnation, or with the exit if the branch ends first.
+    ///
+    /// The point of comparison is taken when this method is called, not when the future is first
+    /// polled: call it before causing the restart, then await it. This is how tests wait for a
+    /// restart without sleeping (see the example on [`Branch`]).
+    pub fn next_restart(&self) -> impl Future<Output = Result<u64, Exit>> + Send + 'static {
+        let mut status = self.inner.status.subscribe();
+        let seen = status.borrow_and_update().ready;
+        async move {
+            let status = status
+                .wait_for(|s| s.exit.is_some() || s.ready > seen)
+                .await
+                .map_err(|_| Exit::Normal)?;
+            match (&status.exit, status.ready) {
+                (None, Some(incarnation)) => Ok(incarnation),
+                (exit, _) => Err(exit.clone().unwrap_or(Exit::Normal)),
+            }
+        }
+    }
+
+    /// Resolves once the branch has completely ended (its `terminate` ran, its name is free, its
+    /// listener heard `on_terminate`), with the exit.
+    pub fn ended(&self) -> impl Future<Output = Exit> + Send + 'static {
+        let this = self.clone();
+        async move {
+            this.finished().await;
+            this.exit_or_normal()
+        }
+    }
+
+    async fn finished(&self) {
+        let mut status = self.inner.status.subscribe();
+        // The sender lives in `self.inner`, which `self` keeps alive: `wait_for` cannot fail.
+        let _ = status.wait_for(|s| s.finished).await;
+    }
+
+    /// Resolves once incarnation 0 has completed `init`, or with the exit if the branch ended first.
+    pub(crate) async fn ready(&self) -> Result<(), Exit> {
+        let mut status = self.inner.status.subscribe();
+        let status = status.wait_for(|s| s.ready.is_some() || s.finished).await.map_err(|_| Exit::Normal)?;
+        match &status.exit {
+            Some(exit) if status.ready.is_none() => Err(exit.clone()),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl fmt::Debug for Branch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = self.inner.status.borrow();
+        f.debug_struct("Branch")
+            .field("id", &self.inner.id)
+            .field("server", &self.inner.server)
+            .field("name", &self.inner.name)
+            .field("incarnation", &status.ready)
+            .field("restarts", &status.restarts)
+            .field("exit", &status.exit)
+            .finish()
+    }
+}

@@ -1,0 +1,196 @@
+//! [`Client`]: the generic handle to a running server.
+
+use std::fmt;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
+
+use crate::mailbox::Envelope;
+use crate::{Branch, CallError, Exit, SendError, Server, StopError};
+
+/// How long a call waits for its reply unless told otherwise: 5 seconds, as `GenServer.call/2`.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A handle to a running server: send it messages, stop it, look at its branch.
+///
+/// Cheap to clone (two reference counts), `Send + Sync`, and valid across crashes, restarts and
+/// transfers: it talks to the branch's mailbox, which outlives every worker. `#[peeper::server]`
+/// wraps it in a typed client with one method per handler; hand-written servers use it directly.
+///
+/// Calls and casts need a tokio runtime with its timer enabled (`#[tokio::main]` enables it).
+///
+/// ```
+/// # use peeper::{Context, Server, Tracked};
+/// # #[derive(Clone, Default)] struct Counter(u64);
+/// # impl Server for Counter { type Call = (); type Reply = u64; type Cast = u64; type Info = (); type Keep = peeper::keep::Snapshot;
+/// #   async fn handle_call(s: &mut Tracked<Self>, _: (), _: &mut Context<Self>) -> u64 { s.0 }
+/// #   async fn handle_cast(s: &mut Tracked<Self>, by: u64, _: &mut Context<Self>) { s.0 += by } }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+///
+/// let counter = Counter::start(Counter::default()).await?;
+/// counter.cast(2)?;                                               // never blocks
+/// assert_eq!(counter.call(()).await?, 2);                        // 5 s timeout
+/// assert_eq!(counter.call_timeout((), Duration::from_secs(1)).await?, 2);
+/// counter.stop().await?;
+/// assert!(counter.cast(1).is_err());                              // stopped: a typed error
+/// # Ok(()) }
+/// ```
+pub struct Client<S: Server> {
+    mailbox: mpsc::UnboundedSender<Envelope<S>>,
+    branch: Branch,
+}
+
+impl<S: Server> Client<S> {
+    pub(crate) fn new(mailbox: mpsc::UnboundedSender<Envelope<S>>, branch: Branch) -> Self {
+        Client { mailbox, branch }
+    }
+
+    /// Sends a call and waits up to [`DEFAULT_CALL_TIMEOUT`] for its reply.
+    ///
+    /// When this returns `Ok`, the state the handler produced is already kept: a crash right
+    /// after cannot undo it.
+    ///
+    /// # Errors
+    /// [`CallError::Crashed`] if the handler panicked or the worker was killed while handling it,
+    /// [`CallError::Timeout`], or [`CallError::Stopped`] if the branch has ended.
+    pub async fn call(&self, call: S::Call) -> Result<S::Reply, CallError> {
+        self.call_timeout(call, DEFAULT_CALL_TIMEOUT).await
+    }
+
+    /// Sends a call and waits up to `timeout` for its reply.
+    ///
+    /// # Errors
+    /// As [`call`](Client::call).
+    pub async fn call_timeout(&self, call: S::Call, timeout: Duration) -> Result<S::Reply, CallError> {
+        let (reply, answer) = oneshot::channel();
+        self.mailbox
+            .send(Envelope::Call { call, reply })
+            .map_err(|_| CallError::Stopped(self.branch.exit_or_normal()))?;
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(answer)) => answer,
+            // Every path that drops a call unanswered answers it first, except a worker aborted
+            // mid-handler by `kill_worker`: that is the only way to get here.
+            Ok(Err(_dropped)) => Err(CallError::Crashed(Exit::Killed)),
+            Err(_elapsed) => Err(CallError::Timeout(timeout)),
+        }
+    }
+
+    /// Queues a cast. Never blocks and never awaits: the mailbox is unbounded, as a process's.
+    ///
+    /// # Errors
+    /// [`SendError::Stopped`] if the branch has ended.
+    pub fn cast(&self, cast: S::Cast) -> Result<(), SendError> {
+        self.enqueue(Envelope::Cast(cast))
+    }
+
+    /// Queues a raw ("info") message, the counterpart of `send/2`. Never blocks.
+    ///
+    /// # Errors
+    /// [`SendError::Stopped`] if the branch has ended.
+    pub fn send(&self, info: impl Into<S::Info>) -> Result<(), SendError> {
+        self.enqueue(Envelope::Info(info.into()))
+    }
+
+    /// Queues a cast after `delay`, the counterpart of `Process.send_after/3`.
+    ///
+    /// # Errors
+    /// [`SendError::Stopped`] if the branch has already ended; a branch that ends during the
+    /// delay silently drops the message.
+    pub fn cast_after(&self, delay: Duration, cast: S::Cast) -> Result<Timer, SendError> {
+        self.enqueue_after(delay, Envelope::Cast(cast))
+    }
+
+    /// Queues a raw message after `delay`.
+    ///
+    /// # Errors
+    /// As [`cast_after`](Client::cast_after).
+    pub fn send_after(&self, delay: Duration, info: impl Into<S::Info>) -> Result<Timer, SendError> {
+        self.enqueue_after(delay, Envelope::Info(info.into()))
+    }
+
+    /// Stops the server normally: every message queued before the stop is handled, `terminate`
+    /// runs, later messages get [`CallError::Stopped`], the name is freed. Resolves once all of
+    /// that is done.
+    ///
+    /// # Errors
+    /// [`StopError::AlreadyStopped`] if the branch had already ended.
+    pub async fn stop(&self) -> Result<(), StopError> {
+        self.branch.stop().await
+    }
+
+    /// The branch behind this client: task ids, restarts, kill, and waiting for restarts.
+    #[must_use]
+    pub fn branch(&self) -> &Branch {
+        &self.branch
+    }
+
+    pub(crate) fn enqueue(&self, envelope: Envelope<S>) -> Result<(), SendError> {
+        self.mailbox.send(envelope).map_err(|_| SendError::Stopped(self.branch.exit_or_normal()))
+    }
+
+    fn enqueue_after(&self, delay: Duration, envelope: Envelope<S>) -> Result<Timer, SendError> {
+        if let Some(exit) = self.branch.exit() {
+            return Err(SendError::Stopped(exit));
+        }
+        let mailbox = self.mailbox.clone();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            // A branch that ended meanwhile drops the message, as a dead process would.
+            let _ = mailbox.send(envelope);
+        });
+        Ok(Timer { task: task.abort_handle() })
+    }
+}
+
+impl<S: Server> Clone for Client<S> {
+    fn clone(&self) -> Self {
+        Client { mailbox: self.mailbox.clone(), branch: self.branch.clone() }
+    }
+}
+
+impl<S: Server> fmt::Debug for Client<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").field("branch", &self.branch).finish()
+    }
+}
+
+/// A delayed message on its way, from [`Client::cast_after`] or [`Client::send_after`].
+///
+/// Dropping it does not cancel the message; [`cancel`](Timer::cancel) does.
+///
+/// ```
+/// # use peeper::{Context, Server, Tracked};
+/// # #[derive(Clone, Default)] struct Counter(u64);
+/// # impl Server for Counter { type Call = (); type Reply = u64; type Cast = u64; type Info = (); type Keep = peeper::keep::Snapshot;
+/// #   async fn handle_call(s: &mut Tracked<Self>, _: (), _: &mut Context<Self>) -> u64 { s.0 }
+/// #   async fn handle_cast(s: &mut Tracked<Self>, by: u64, _: &mut Context<Self>) { s.0 += by } }
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+///
+/// let counter = Counter::start(Counter::default()).await?;
+/// let timer = counter.cast_after(Duration::from_secs(60), 1)?;
+/// timer.cancel();
+/// counter.cast_after(Duration::from_secs(1), 2)?;
+/// tokio::time::sleep(Duration::from_secs(61)).await;  // paused clock: advances instantly
+/// assert_eq!(counter.call(()).await?, 2);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Timer {
+    task: AbortHandle,
+}
+
+impl Timer {
+    /// Cancels the message if it has not been queued yet.
+    pub fn cancel(&self) {
+        self.task.abort();
+    }
+
+    /// `true` once the message has been queued (or cancelled).
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}

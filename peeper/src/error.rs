@@ -1,0 +1,134 @@
+//! The errors of each failure domain, one enum each.
+
+use std::time::Duration;
+
+use crate::Exit;
+
+/// Why a call got no reply.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// # use peeper::{CallError, Exit};
+/// let err = CallError::Crashed(Exit::Panicked { message: "boom".into() });
+/// assert_eq!(err.to_string(), "the worker crashed while handling this call: the worker panicked: boom");
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The worker crashed while handling this very call: it panicked
+    /// ([`Exit::Panicked`], with the panic's message), or it was killed ([`Exit::Killed`]). The
+    /// state is the one before this call; the messages queued behind it are handled by the next
+    /// worker.
+    #[error("the worker crashed while handling this call: {0}")]
+    Crashed(Exit),
+    /// No reply came within the timeout (5 s unless set with
+    /// [`Client::call_timeout`](crate::Client::call_timeout)). The call may still be handled
+    /// later; its reply is then dropped, as with `GenServer.call/3`.
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+    /// The branch had ended (with this exit) before the call could be handled.
+    #[error("the server has stopped: {0}")]
+    Stopped(Exit),
+}
+
+/// Why a cast, an info message or a delayed message could not be queued.
+///
+/// ```
+/// let err = peeper::SendError::Stopped(peeper::Exit::Normal);
+/// assert_eq!(err.to_string(), "the server has stopped: stopped normally");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The branch has ended, with this exit.
+    #[error("the server has stopped: {0}")]
+    Stopped(Exit),
+}
+
+/// Why a server did not start.
+///
+/// ```
+/// let err = peeper::StartError::NameTaken { name: "counter".into(), server: "Counter" };
+/// assert_eq!(err.to_string(), "the name `counter` is already taken by a running `Counter`");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Another running server of the same type holds this name. Names are unique per server type
+    /// and freed when a branch ends.
+    #[error("the name `{name}` is already taken by a running `{server}`")]
+    NameTaken {
+        /// The name asked for.
+        name: String,
+        /// The server type's name.
+        server: &'static str,
+    },
+    /// The first `init` failed ([`Exit::InitFailed`]), panicked, or the worker was killed before
+    /// it finished. Nothing keeps running.
+    #[error("the server failed to start: {0}")]
+    Init(Exit),
+    /// The [`DynamicSupervisor`](crate::DynamicSupervisor) asked to host the server has shut down.
+    #[error("the dynamic supervisor has shut down")]
+    SupervisorStopped,
+    /// The options cannot work together; the text says which and why.
+    #[error("invalid options: {0}")]
+    InvalidOptions(&'static str),
+}
+
+/// Why [`Client::stop`](crate::Client::stop) did not stop the branch.
+///
+/// ```
+/// let err = peeper::StopError::AlreadyStopped(peeper::Exit::Killed);
+/// assert_eq!(err.to_string(), "the server had already stopped: the worker was killed");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StopError {
+    /// The branch had already ended, with this exit.
+    #[error("the server had already stopped: {0}")]
+    AlreadyStopped(Exit),
+    /// [`DynamicSupervisor::terminate_child`](crate::DynamicSupervisor::terminate_child) was given
+    /// a branch that this supervisor does not host.
+    #[error("the branch is not a child of this supervisor")]
+    NotAChild,
+}
+
+/// Why [`transfer`](crate::transfer) did not move a branch. In every case but
+/// [`Stopped`](TransferError::Stopped) the branch is left running where it was.
+///
+/// ```
+/// let err = peeper::TransferError::NotFound { name: "counter".into() };
+/// assert_eq!(err.to_string(), "no child named `counter` under any running dynamic supervisor");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    /// No dynamic supervisor hosts a child with this name.
+    #[error("no child named `{name}` under any running dynamic supervisor")]
+    NotFound {
+        /// The name asked for.
+        name: String,
+    },
+    /// A child with this name exists, but under another dynamic supervisor than `from`.
+    #[error("the child `{name}` is not supervised by the source supervisor")]
+    WrongSource {
+        /// The name asked for.
+        name: String,
+    },
+    /// More than one child under `from` has this name (names are unique per server type only).
+    #[error("more than one child named `{name}` under the source supervisor")]
+    Ambiguous {
+        /// The name asked for.
+        name: String,
+    },
+    /// The target supervisor has shut down.
+    #[error("the target supervisor has shut down")]
+    TargetStopped,
+    /// Source and target are the same supervisor.
+    #[error("source and target are the same supervisor")]
+    SameSupervisor,
+    /// The branch ended (with this exit) before it could be handed over.
+    #[error("the server stopped before it could be transferred: {0}")]
+    Stopped(Exit),
+}

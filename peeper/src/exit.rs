@@ -1,0 +1,113 @@
+//! Why a worker or a whole branch ended.
+
+use std::any::Any;
+use std::fmt;
+use std::time::Duration;
+
+/// Why a worker incarnation or a whole branch ended.
+///
+/// The same type describes a crash (what the crashing caller hears in
+/// [`CallError::Crashed`](crate::CallError::Crashed), what
+/// [`Listener::on_restart`](crate::Listener::on_restart) receives) and the end of a branch (what
+/// `#[terminate]` and [`Listener::on_terminate`](crate::Listener::on_terminate) receive).
+///
+/// ```
+/// use peeper::Exit;
+///
+/// let exit = Exit::Panicked { message: "boom".into() };
+/// assert!(exit.is_crash());
+/// assert_eq!(exit.to_string(), "the worker panicked: boom");
+/// assert!(!Exit::Normal.is_crash());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Exit {
+    /// The branch was stopped on request ([`Client::stop`](crate::Client::stop), or a handler
+    /// called [`Context::stop`](crate::Context::stop)).
+    Normal,
+    /// A handler panicked; `message` is the panic's message.
+    Panicked {
+        /// The panic's message (`"<non-string panic payload>"` when it was not a string).
+        message: String,
+    },
+    /// `init` returned an error or panicked.
+    InitFailed {
+        /// The error's `Display` text, or the panic's message.
+        message: String,
+    },
+    /// The worker was killed from outside ([`Branch::kill_worker`](crate::Branch::kill_worker)).
+    Killed,
+    /// The worker crashed more than `max_restarts` times within the window, so the branch gave up.
+    RestartLimit {
+        /// The configured limit that was exceeded.
+        max_restarts: u32,
+        /// The configured window.
+        within: Duration,
+        /// The crash that went over the limit.
+        last: Box<Exit>,
+    },
+    /// Several incarnations in a row crashed before completing a single message, and the
+    /// crash-loop policy was [`CrashLoop::Stop`](crate::CrashLoop::Stop) (or a reset did not help).
+    CrashLoop {
+        /// How many incarnations in a row crashed without progress.
+        crashes: u32,
+        /// The last of those crashes.
+        last: Box<Exit>,
+    },
+    /// The branch was moved to another [`DynamicSupervisor`](crate::DynamicSupervisor) by
+    /// [`transfer`](crate::transfer); it lives on there, with the same clients.
+    Transferred,
+    /// The [`DynamicSupervisor`](crate::DynamicSupervisor) hosting the branch shut down.
+    Shutdown,
+}
+
+impl Exit {
+    /// `true` for the exits that restart the worker: [`Panicked`](Exit::Panicked),
+    /// [`InitFailed`](Exit::InitFailed) and [`Killed`](Exit::Killed).
+    ///
+    /// ```
+    /// assert!(peeper::Exit::Killed.is_crash());
+    /// assert!(!peeper::Exit::Transferred.is_crash());
+    /// ```
+    #[must_use]
+    pub fn is_crash(&self) -> bool {
+        matches!(self, Exit::Panicked { .. } | Exit::InitFailed { .. } | Exit::Killed)
+    }
+
+    /// Builds [`Exit::Panicked`] from a panic payload, as `catch_unwind` returns it.
+    pub(crate) fn panicked(payload: &(dyn Any + Send)) -> Exit {
+        Exit::Panicked { message: panic_message(payload) }
+    }
+}
+
+/// The text of a panic payload: panics carry a `&'static str` or a `String` in practice.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&'static str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "<non-string panic payload>".to_owned()
+    }
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exit::Normal => f.write_str("stopped normally"),
+            Exit::Panicked { message } => write!(f, "the worker panicked: {message}"),
+            Exit::InitFailed { message } => write!(f, "init failed: {message}"),
+            Exit::Killed => f.write_str("the worker was killed"),
+            Exit::RestartLimit { max_restarts, within, last } => write!(
+                f,
+                "more than {max_restarts} restarts within {within:?} (last: {last})"
+            ),
+            Exit::CrashLoop { crashes, last } => write!(
+                f,
+                "{crashes} incarnations in a row crashed before completing a message (last: {last})"
+            ),
+            Exit::Transferred => f.write_str("transferred to another supervisor"),
+            Exit::Shutdown => f.write_str("its dynamic supervisor shut down"),
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Keep strategies: how the keeper holds the state of the last completed handler.
+//!
+//! After every handler that borrowed the state mutably (see [`Tracked`](crate::Tracked)), the
+//! worker asks the server's strategy to copy the live state into the keeper's cell; after a crash,
+//! the next worker asks it to bring the live state back from that cell. `&self` handlers never
+//! reach the strategy, so they cost nothing whatever the strategy.
+//!
+//! | strategy | what is kept | cost per changing handler | a crashing handler's partial changes |
+//! |---|---|---|---|
+//! | [`Snapshot`] (default) | a full copy (`Clone`) | one `clone_from` (reuses buffers) | gone |
+//! | [`Projection`] | what [`Project::project`] returns | one `project()` | gone; the rest is rebuilt by [`Project::rebuild`], then `init` |
+//! | [`InPlace`] | the live state itself | nothing | **stay**: the next worker sees them |
+
+use std::sync::Arc;
+
+/// A keep strategy: how a server's state is kept between handlers. Choose one of [`Snapshot`],
+/// [`Projection`] or [`InPlace`] as [`Server::Keep`](crate::Server::Keep).
+///
+/// The trait is public so that generated code and hand-written servers can name it; the three
+/// strategies above are the ones the runtime is tested with.
+///
+/// ```
+/// use peeper::keep::{Keep, Snapshot};
+///
+/// let mut kept = None;
+/// <Snapshot as Keep<Vec<u8>>>::copy(&vec![1, 2, 3], &mut kept);
+/// let mut live = vec![9];
+/// <Snapshot as Keep<Vec<u8>>>::restore(kept.as_ref().unwrap(), &mut live);
+/// assert_eq!(live, [1, 2, 3]);
+/// ```
+pub trait Keep<S>: Send + 'static {
+    /// What the keeper holds.
+    type Kept: Send + Sync + 'static;
+
+    /// `false` when the strategy keeps no copy ([`InPlace`]): the worker then skips
+    /// [`copy`](Keep::copy) entirely.
+    const COPIES: bool;
+
+    /// Copies the live state into `into`, reusing what `into` already holds where it can.
+    ///
+    /// The keeper calls this on a scratch cell and swaps it with the good one only when the copy
+    /// returns, so a `Clone` impl that panics half-way never damages the kept state.
+    fn copy(live: &S, into: &mut Option<Self::Kept>);
+
+    /// Brings the live state back to what was kept, after a crash.
+    fn restore(kept: &Self::Kept, live: &mut S);
+
+    /// A cheap second handle on the kept state for [`Listener::on_state_changed`](crate::Listener),
+    /// when the strategy keeps the whole state; `None` otherwise (then no state-change events).
+    fn share(kept: &Self::Kept) -> Option<Self::Kept>;
+
+    /// The whole state inside what was kept, when the strategy keeps all of it.
+    fn view(kept: &Self::Kept) -> Option<&S>;
+}
+
+/// Keep a full copy of the state after every changing handler (the default; needs `Clone`).
+///
+/// The copy is held in an [`Arc`] so that the listener shares it instead of copying again, and
+/// is refreshed with [`Clone::clone_from`], so a `Vec` or `String` state reuses its buffers.
+///
+/// ```
+/// use peeper::{Context, Server, Tracked};
+///
+/// #[derive(Clone, Default)]
+/// struct Total(u64);
+///
+/// impl Server for Total {
+///     type Call = ();
+///     type Reply = u64;
+///     type Cast = u64;
+///     type Info = ();
+///     type Keep = peeper::keep::Snapshot;
+///
+///     async fn handle_call(state: &mut Tracked<Self>, _: (), _: &mut Context<Self>) -> u64 {
+///         state.0
+///     }
+///     async fn handle_cast(state: &mut Tracked<Self>, by: u64, _: &mut Context<Self>) {
+///         state.0 += by;
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Snapshot;
+
+impl<S: Clone + Send + Sync + 'static> Keep<S> for Snapshot {
+    type Kept = Arc<S>;
+    const COPIES: bool = true;
+
+    fn copy(live: &S, into: &mut Option<Arc<S>>) {
+        // Reuse the scratch copy's buffers unless a listener still holds it.
+        match into.as_mut().and_then(Arc::get_mut) {
+            Some(scratch) => scratch.clone_from(live),
+            None => *into = Some(Arc::new(live.clone())),
+        }
+    }
+
+    fn restore(kept: &Arc<S>, live: &mut S) {
+        live.clone_from(kept);
+    }
+
+    fn share(kept: &Arc<S>) -> Option<Arc<S>> {
+        Some(Arc::clone(kept))
+    }
+
+    fn view(kept: &Arc<S>) -> Option<&S> {
+        Some(kept)
+    }
+}
+
+/// Keep only a part of the state, chosen by the server's [`Project`] impl; the rest is rebuilt
+/// by [`Project::rebuild`] and then `init` after a crash.
+///
+/// Use it when part of the state is large and derivable (a cache, an index) or cannot be cloned
+/// (a connection). `#[derive(peeper::State)]` will write the [`Project`] impl from
+/// `#[keep(skip)]` field attributes.
+///
+/// ```
+/// use peeper::keep::Project;
+///
+/// struct Session { user: String, scratch: Vec<u8> }
+///
+/// impl Project for Session {
+///     type Projection = String;
+///     fn project(&self) -> String { self.user.clone() }
+///     fn rebuild(user: &String) -> Self { Session { user: user.clone(), scratch: Vec::new() } }
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Projection;
+
+/// The part of a state that [`Projection`] keeps, and how to rebuild the whole from it.
+///
+/// See [`Projection`] for an example.
+pub trait Project: Sized {
+    /// The kept part.
+    type Projection: Send + Sync + 'static;
+    /// Extracts the kept part from the live state.
+    fn project(&self) -> Self::Projection;
+    /// Rebuilds a whole state from the kept part; `init` runs on it next.
+    fn rebuild(projection: &Self::Projection) -> Self;
+}
+
+impl<S: Project + Send + 'static> Keep<S> for Projection {
+    type Kept = S::Projection;
+    const COPIES: bool = true;
+
+    fn copy(live: &S, into: &mut Option<S::Projection>) {
+        *into = Some(live.project());
+    }
+
+    fn restore(kept: &S::Projection, live: &mut S) {
+        *live = S::rebuild(kept);
+    }
+
+    fn share(_: &S::Projection) -> Option<S::Projection> {
+        None
+    }
+
+    fn view(_: &S::Projection) -> Option<&S> {
+        None
+    }
+}
+
+/// Keep the live state itself: no copy at all, and **a crashing handler's partial changes stay**.
+///
+/// The live state lives in the keeper's cell and the worker borrows it; when the worker panics or
+/// is killed, the next worker gets the very same value, including whatever the crashing handler
+/// had already changed. Choose it for states too large to copy whose handlers are written so that
+/// every intermediate state is valid. There is no old state to show, so listeners get no
+/// `on_state_changed` events.
+///
+/// ```
+/// #[derive(Default)]
+/// struct Log(Vec<String>);
+///
+/// impl peeper::Server for Log {
+///     type Call = ();
+///     type Reply = usize;
+///     type Cast = String;
+///     type Info = ();
+///     type Keep = peeper::keep::InPlace;
+///
+///     async fn handle_call(state: &mut peeper::Tracked<Self>, _: (), _: &mut peeper::Context<Self>) -> usize {
+///         state.0.len()
+///     }
+///     async fn handle_cast(state: &mut peeper::Tracked<Self>, line: String, _: &mut peeper::Context<Self>) {
+///         state.0.push(line);
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InPlace;
+
+impl<S: Send + 'static> Keep<S> for InPlace {
+    type Kept = ();
+    const COPIES: bool = false;
+
+    fn copy(_: &S, _: &mut Option<()>) {}
+
+    fn restore(_: &(), _: &mut S) {}
+
+    fn share(_: &()) -> Option<()> {
+        None
+    }
+
+    fn view(_: &()) -> Option<&S> {
+        None
+    }
+}

@@ -1,0 +1,314 @@
+//! The supervisor task: starts workers, decides what a worker's end means (restart, give up,
+//! stop, hand over), and ends the branch in order.
+//!
+//! On a crash it marks the cell for restore, checks the restart intensity and the crash-loop
+//! policy, tells the keeper (`on_restart`), and starts the next incarnation on the same cell, so
+//! the next worker sees the kept state and every queued message. When the branch ends, it runs
+//! `terminate` if no worker did, publishes the exit, closes and drains the mailbox (each waiting
+//! caller hears why), lets the keeper run `on_terminate`, frees the name and leaves its dynamic
+//! supervisor, then marks the branch finished.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::runtime::Handle;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::task::{JoinError, JoinHandle};
+use tokio::time::Instant;
+
+use crate::branch::Control;
+use crate::keep::Keep;
+use crate::keeper::{self, BoxedListener, Cell, Event, Kept, SharedCell};
+use crate::mailbox::Envelope;
+use crate::options::Options;
+use crate::worker::{self, Worker, WorkerEnd};
+use crate::{Branch, Builder, Client, Context, CrashLoop, DynamicSupervisor, Exit, Server, StartError, registry};
+
+/// Everything a branch is made of, apart from its tasks: what a transfer moves.
+pub(crate) struct Parts<S: Server> {
+    pub(crate) cell: SharedCell<S>,
+    pub(crate) client: Client<S>,
+    pub(crate) options: Options,
+    pub(crate) listener: Option<BoxedListener<S>>,
+    /// The kept copy of the starting state, for [`CrashLoop::ResetToInitial`].
+    pub(crate) initial: Option<Arc<Kept<S>>>,
+    /// The incarnation the next worker will be.
+    pub(crate) incarnation: u64,
+}
+
+pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client<S>, StartError> {
+    let Builder { state, options, listener, supervisor, .. } = builder;
+    if options.crash_loop == CrashLoop::ResetToInitial && !S::Keep::COPIES {
+        return Err(StartError::InvalidOptions(
+            "`CrashLoop::ResetToInitial` needs a strategy that keeps a copy; `InPlace` keeps none",
+        ));
+    }
+    let initial = (options.crash_loop == CrashLoop::ResetToInitial).then(|| {
+        let mut initial = None;
+        S::Keep::copy(&state, &mut initial);
+        initial.map(Arc::new)
+    });
+
+    let branch = Branch::new(std::any::type_name::<S>(), options.name.clone());
+    let (mailbox, inbox) = mpsc::unbounded_channel();
+    let client = Client::new(mailbox, branch.clone());
+    if let Some(name) = &options.name {
+        registry::register(name, &client)?;
+    }
+    let parts = Parts {
+        cell: Arc::new(Mutex::new(Cell::new(state, inbox))),
+        client: client.clone(),
+        options,
+        listener,
+        initial: initial.flatten(),
+        incarnation: 0,
+    };
+    let runtime = match &supervisor {
+        Some(supervisor) => match supervisor.adopt(&client) {
+            Some(runtime) => runtime,
+            None => {
+                if let Some(name) = &parts.options.name {
+                    registry::unregister::<S>(name, branch.id());
+                }
+                return Err(StartError::SupervisorStopped);
+            }
+        },
+        None => Handle::current(),
+    };
+    spawn(parts, &runtime);
+    branch.ready().await.map_err(StartError::Init)?;
+    tracing::info!(server = branch.server(), name = branch.name(), id = %branch.id(), "started");
+    Ok(client)
+}
+
+/// Spawns a branch's keeper and supervisor on `runtime`; the supervisor starts the worker.
+pub(crate) fn spawn<S: Server>(parts: Parts<S>, runtime: &Handle) {
+    let Parts { cell, client, options, listener, initial, incarnation } = parts;
+    let (control, commands) = mpsc::unbounded_channel();
+    let (events, heard) = mpsc::unbounded_channel();
+    let changes = listener.as_ref().filter(|l| l.wants_state_changes()).map(|_| events.clone());
+    let keeper = runtime.spawn(keeper::run(Arc::clone(&cell), heard, listener));
+    let branch = client.branch().clone();
+    let supervisor = Supervisor {
+        cell,
+        client,
+        options,
+        initial,
+        incarnation,
+        events,
+        changes,
+        commands,
+        keeper,
+        restarts: VecDeque::new(),
+        crashes_without_progress: 0,
+        reset_since_progress: false,
+    };
+    let keeper_id = supervisor.keeper.id();
+    let mut tasks = branch.tasks();
+    tasks.control = Some(control);
+    tasks.keeper = Some(keeper_id);
+    tasks.supervisor = Some(runtime.spawn(supervisor.run()).id());
+}
+
+struct Supervisor<S: Server> {
+    cell: SharedCell<S>,
+    client: Client<S>,
+    options: Options,
+    initial: Option<Arc<Kept<S>>>,
+    incarnation: u64,
+    /// To the keeper: restarts and the end.
+    events: mpsc::UnboundedSender<Event<S>>,
+    /// To the keeper, given to workers: state changes, when the listener wants them.
+    changes: Option<mpsc::UnboundedSender<Event<S>>>,
+    commands: mpsc::UnboundedReceiver<Control>,
+    keeper: JoinHandle<Option<BoxedListener<S>>>,
+    /// When the recent restarts happened, oldest first, pruned to the window.
+    restarts: VecDeque<Instant>,
+    crashes_without_progress: u32,
+    reset_since_progress: bool,
+}
+
+/// What the supervisor does after a worker ended.
+enum Next {
+    Restart,
+    End { exit: Exit, terminate: bool },
+    Handoff(oneshot::Sender<Box<dyn Any + Send>>),
+}
+
+impl<S: Server> Supervisor<S> {
+    async fn run(mut self) {
+        let mut handoff: Option<oneshot::Sender<Box<dyn Any + Send>>> = None;
+        loop {
+            let guard = Arc::clone(&self.cell).lock_owned().await;
+            let worker = Worker { incarnation: self.incarnation, client: self.client.clone(), changes: self.changes.clone() };
+            let mut running = tokio::spawn(worker.run(guard));
+            let end = loop {
+                tokio::select! {
+                    joined = &mut running => break classify(joined),
+                    Some(command) = self.commands.recv() => match command {
+                        Control::KillWorker => running.abort(),
+                        // Through the mailbox, so that what was queued before the stop is handled.
+                        Control::Stop(reason) => { let _ = self.client.enqueue(Envelope::Stop(reason)); }
+                        Control::Handoff(reply) => {
+                            handoff = Some(reply);
+                            let _ = self.client.enqueue(Envelope::Handoff);
+                        }
+                    },
+                }
+            };
+            let next = match end {
+                WorkerEnd::Stopped(exit) => Next::End { exit, terminate: false },
+                WorkerEnd::Handoff => match handoff.take() {
+                    Some(reply) => Next::Handoff(reply),
+                    // A handoff whose requester gave up: carry on with a fresh worker.
+                    None => Next::Restart,
+                },
+                WorkerEnd::Crashed { exit, progressed } => self.on_crash(exit, progressed).await,
+            };
+            match next {
+                Next::Restart => {}
+                Next::End { exit, terminate } => return self.end(exit, terminate).await,
+                Next::Handoff(reply) => return self.hand_over(reply).await,
+            }
+        }
+    }
+
+    /// Decides between a restart and the end after a crash.
+    async fn on_crash(&mut self, exit: Exit, progressed: bool) -> Next {
+        let branch = self.client.branch().clone();
+        tracing::error!(server = branch.server(), name = branch.name(), incarnation = self.incarnation, %exit, "worker crashed");
+        self.cell.lock().await.needs_restore = true;
+        if branch.inner.status.borrow().ready.is_none() {
+            // The first `init` failed: a start error, not a restart.
+            return Next::End { exit, terminate: false };
+        }
+
+        let now = Instant::now();
+        self.restarts.push_back(now);
+        while self.restarts.front().is_some_and(|&at| now.duration_since(at) > self.options.within) {
+            self.restarts.pop_front();
+        }
+        if self.restarts.len() > self.options.max_restarts as usize {
+            let exit = Exit::RestartLimit {
+                max_restarts: self.options.max_restarts,
+                within: self.options.within,
+                last: Box::new(exit),
+            };
+            return Next::End { exit, terminate: true };
+        }
+
+        if progressed {
+            self.crashes_without_progress = 0;
+            self.reset_since_progress = false;
+        }
+        // A kill says nothing about the state, so it neither counts nor clears the count.
+        if exit != Exit::Killed && !progressed {
+            self.crashes_without_progress += 1;
+            if self.crashes_without_progress >= self.options.crash_loop_after {
+                if let Some(next) = self.on_crash_loop(&exit).await {
+                    return next;
+                }
+            }
+        }
+
+        self.incarnation += 1;
+        branch.inner.status.send_modify(|status| status.restarts += 1);
+        tracing::warn!(server = branch.server(), name = branch.name(), incarnation = self.incarnation, "restarting worker");
+        let _ = self.events.send(Event::Restart { incarnation: self.incarnation, reason: exit });
+        Next::Restart
+    }
+
+    /// Applies the crash-loop policy; `None` to go on restarting.
+    async fn on_crash_loop(&mut self, exit: &Exit) -> Option<Next> {
+        let give_up = Next::End {
+            exit: Exit::CrashLoop { crashes: self.crashes_without_progress, last: Box::new(exit.clone()) },
+            terminate: true,
+        };
+        match (&self.options.crash_loop, &self.initial) {
+            (CrashLoop::ResetToInitial, Some(initial)) if !self.reset_since_progress => {
+                tracing::warn!(server = self.client.branch().server(), "crash loop: falling back to the initial state");
+                if let Err(reset) = self.cell.lock().await.reset_to(initial) {
+                    tracing::error!(%reset, "could not reset to the initial state");
+                    return Some(give_up);
+                }
+                self.reset_since_progress = true;
+                self.crashes_without_progress = 0;
+                None
+            }
+            _ => Some(give_up),
+        }
+    }
+
+    /// Ends the branch for good; see the module docs for the order.
+    async fn end(self, exit: Exit, run_terminate: bool) {
+        let branch = self.client.branch().clone();
+        let mut ctx = Context::new(self.incarnation, self.client.clone());
+        {
+            let mut cell = self.cell.lock().await;
+            if run_terminate {
+                worker::terminate(&mut cell, &exit, &mut ctx).await;
+            }
+            branch.inner.status.send_modify(|status| status.exit = Some(exit.clone()));
+            cell.mailbox.close();
+            while let Ok(envelope) = cell.mailbox.try_recv() {
+                envelope.refuse(&exit);
+            }
+        }
+        drop(ctx);
+        let _ = self.events.send(Event::Terminate { reason: exit.clone() });
+        drop(self.events);
+        drop(self.changes);
+        // A keeper that panicked outside a listener callback would be a bug in this crate; the
+        // branch still ends in order.
+        let _ = self.keeper.await;
+        if let Some(name) = branch.name() {
+            registry::unregister::<S>(name, branch.id());
+        }
+        let owner = std::mem::take(&mut *branch.tasks()).owner;
+        if let Some(owner) = owner.and_then(|owner| owner.upgrade()) {
+            DynamicSupervisor::from_inner(owner).forget(branch.id());
+        }
+        match &exit {
+            Exit::Normal | Exit::Transferred | Exit::Shutdown => {
+                tracing::info!(server = branch.server(), name = branch.name(), %exit, "stopped");
+            }
+            _ => tracing::error!(server = branch.server(), name = branch.name(), %exit, "stopped"),
+        }
+        branch.inner.status.send_modify(|status| status.finished = true);
+    }
+
+    /// Hands the branch's parts to a transfer; the worker has stopped at a message boundary.
+    async fn hand_over(self, reply: oneshot::Sender<Box<dyn Any + Send>>) {
+        let _ = self.events.send(Event::Terminate { reason: Exit::Transferred });
+        drop(self.events);
+        drop(self.changes);
+        let listener = self.keeper.await.ok().flatten();
+        let parts = Parts {
+            cell: self.cell,
+            client: self.client,
+            options: self.options,
+            listener,
+            initial: self.initial,
+            incarnation: self.incarnation + 1,
+        };
+        if let Err(parts) = reply.send(Box::new(parts)) {
+            // The transfer gave up waiting: the branch must not vanish, so it restarts here.
+            if let Ok(parts) = parts.downcast::<Parts<S>>() {
+                spawn(*parts, &Handle::current());
+            }
+        }
+    }
+}
+
+fn classify(joined: Result<WorkerEnd, JoinError>) -> WorkerEnd {
+    match joined {
+        Ok(end) => end,
+        Err(error) if error.is_cancelled() => WorkerEnd::Crashed { exit: Exit::Killed, progressed: false },
+        // The worker catches handler panics itself; this is a panic in the runtime's own code.
+        Err(error) => {
+            let payload = error.into_panic();
+            WorkerEnd::Crashed { exit: Exit::panicked(&*payload), progressed: false }
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Shared helpers for peeper's integration tests.
