@@ -250,15 +250,14 @@ impl Branch {
     }
 
     pub(crate) fn control(&self, control: Control) -> Result<(), SendError> {
-        let sent = match &self.tasks().control {
-            Some(tx) => tx.send(control).is_ok(),
-            None => false,
-        };
-        if sent && self.is_running() {
-            Ok(())
-        } else {
-            Err(SendError::Stopped(self.exit_or_normal()))
-        }
+        // Checked before sending: once sent, the command may end the branch at once (on another
+        // thread), and that is this command's success, not a sign it came too late.
+        let sent = self.is_running()
+            && match &self.tasks().control {
+                Some(tx) => tx.send(control).is_ok(),
+                None => false,
+            };
+        if sent { Ok(()) } else { Err(SendError::Stopped(self.exit_or_normal())) }
     }
 
     /// Resolves once the *next* restart (or transfer) has completed its `init`, with the new

@@ -111,3 +111,7 @@ impl fmt::Display for Exit {
         }
     }
 }
+
+/// An `Exit` is also the error of [`Branch::next_restart`](crate::Branch::next_restart): the branch
+/// ended instead of restarting.
+impl std::error::Error for Exit {}
