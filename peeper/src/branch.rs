@@ -142,7 +142,10 @@ impl Branch {
     pub(crate) fn tasks(&self) -> MutexGuard<'_, Tasks> {
         // The lock is only held for field reads and writes that cannot panic, so a poisoned
         // lock still guards consistent data.
-        self.inner.tasks.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// This branch's id.
@@ -187,8 +190,14 @@ impl Branch {
     #[must_use]
     pub fn which_children(&self) -> Vec<Child> {
         let tasks = self.tasks();
-        let keeper = tasks.keeper.map(|id| Child { role: Role::Keeper, id });
-        let worker = tasks.worker.map(|id| Child { role: Role::Worker, id });
+        let keeper = tasks.keeper.map(|id| Child {
+            role: Role::Keeper,
+            id,
+        });
+        let worker = tasks.worker.map(|id| Child {
+            role: Role::Worker,
+            id,
+        });
         keeper.into_iter().chain(worker).collect()
     }
 
@@ -244,7 +253,8 @@ impl Branch {
     }
 
     pub(crate) async fn stop_with(&self, reason: Exit) -> Result<(), StopError> {
-        self.control(Control::Stop(reason)).map_err(|SendError::Stopped(exit)| StopError::AlreadyStopped(exit))?;
+        self.control(Control::Stop(reason))
+            .map_err(|SendError::Stopped(exit)| StopError::AlreadyStopped(exit))?;
         self.finished().await;
         Ok(())
     }
@@ -257,7 +267,11 @@ impl Branch {
                 Some(tx) => tx.send(control).is_ok(),
                 None => false,
             };
-        if sent { Ok(()) } else { Err(SendError::Stopped(self.exit_or_normal())) }
+        if sent {
+            Ok(())
+        } else {
+            Err(SendError::Stopped(self.exit_or_normal()))
+        }
     }
 
     /// Resolves once the *next* restart (or transfer) has completed its `init`, with the new
@@ -300,7 +314,10 @@ impl Branch {
     /// Resolves once incarnation 0 has completed `init`, or with the exit if the branch ended first.
     pub(crate) async fn ready(&self) -> Result<(), Exit> {
         let mut status = self.inner.status.subscribe();
-        let status = status.wait_for(|s| s.ready.is_some() || s.finished).await.map_err(|_| Exit::Normal)?;
+        let status = status
+            .wait_for(|s| s.ready.is_some() || s.finished)
+            .await
+            .map_err(|_| Exit::Normal)?;
         match &status.exit {
             Some(exit) if status.ready.is_none() => Err(exit.clone()),
             _ => Ok(()),

@@ -63,7 +63,11 @@ impl<S: Server> Client<S> {
     ///
     /// # Errors
     /// As [`call`](Client::call).
-    pub async fn call_timeout(&self, call: S::Call, timeout: Duration) -> Result<S::Reply, CallError> {
+    pub async fn call_timeout(
+        &self,
+        call: S::Call,
+        timeout: Duration,
+    ) -> Result<S::Reply, CallError> {
         let (reply, answer) = oneshot::channel();
         self.mailbox
             .send(Envelope::Call { call, reply })
@@ -106,7 +110,11 @@ impl<S: Server> Client<S> {
     ///
     /// # Errors
     /// As [`cast_after`](Client::cast_after).
-    pub fn send_after(&self, delay: Duration, info: impl Into<S::Info>) -> Result<Timer, SendError> {
+    pub fn send_after(
+        &self,
+        delay: Duration,
+        info: impl Into<S::Info>,
+    ) -> Result<Timer, SendError> {
         self.enqueue_after(delay, Envelope::Info(info.into()))
     }
 
@@ -127,7 +135,9 @@ impl<S: Server> Client<S> {
     }
 
     pub(crate) fn enqueue(&self, envelope: Envelope<S>) -> Result<(), SendError> {
-        self.mailbox.send(envelope).map_err(|_| SendError::Stopped(self.branch.exit_or_normal()))
+        self.mailbox
+            .send(envelope)
+            .map_err(|_| SendError::Stopped(self.branch.exit_or_normal()))
     }
 
     fn enqueue_after(&self, delay: Duration, envelope: Envelope<S>) -> Result<Timer, SendError> {
@@ -140,19 +150,26 @@ impl<S: Server> Client<S> {
             // A branch that ended meanwhile drops the message, as a dead process would.
             let _ = mailbox.send(envelope);
         });
-        Ok(Timer { task: task.abort_handle() })
+        Ok(Timer {
+            task: task.abort_handle(),
+        })
     }
 }
 
 impl<S: Server> Clone for Client<S> {
     fn clone(&self) -> Self {
-        Client { mailbox: self.mailbox.clone(), branch: self.branch.clone() }
+        Client {
+            mailbox: self.mailbox.clone(),
+            branch: self.branch.clone(),
+        }
     }
 }
 
 impl<S: Server> fmt::Debug for Client<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client").field("branch", &self.branch).finish()
+        f.debug_struct("Client")
+            .field("branch", &self.branch)
+            .finish()
     }
 }
 

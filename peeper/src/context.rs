@@ -41,7 +41,11 @@ pub struct Context<S: Server> {
 
 impl<S: Server> Context<S> {
     pub(crate) fn new(incarnation: u64, client: Client<S>) -> Self {
-        Context { incarnation, client, stop_requested: false }
+        Context {
+            incarnation,
+            client,
+            stop_requested: false,
+        }
     }
 
     /// Which worker this is: 0 for the first, then one more after every restart.

@@ -11,7 +11,9 @@ use tokio::sync::oneshot;
 
 use crate::branch::Control;
 use crate::supervisor::{self, Parts};
-use crate::{Branch, BranchId, Builder, Client, Exit, Server, StartError, StopError, TransferError, registry};
+use crate::{
+    Branch, BranchId, Builder, Client, Exit, Server, StartError, StopError, TransferError, registry,
+};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -35,8 +37,12 @@ impl<S: Server> Hosted for Hosting<S> {
         let branch = self.0.branch().clone();
         Box::pin(async move {
             let (reply, parts) = oneshot::channel();
-            branch.control(Control::Handoff(reply)).map_err(|_| TransferError::Stopped(branch.exit_or_normal()))?;
-            parts.await.map_err(|_| TransferError::Stopped(branch.exit_or_normal()))
+            branch
+                .control(Control::Handoff(reply))
+                .map_err(|_| TransferError::Stopped(branch.exit_or_normal()))?;
+            parts
+                .await
+                .map_err(|_| TransferError::Stopped(branch.exit_or_normal()))
         })
     }
 
@@ -104,7 +110,12 @@ impl DynamicSupervisor {
     /// A supervisor whose children run on `runtime`.
     #[must_use]
     pub fn on(runtime: Handle) -> Self {
-        DynamicSupervisor { inner: Arc::new(DynInner { runtime, state: Mutex::default() }) }
+        DynamicSupervisor {
+            inner: Arc::new(DynInner {
+                runtime,
+                state: Mutex::default(),
+            }),
+        }
     }
 
     pub(crate) fn from_inner(inner: Arc<DynInner>) -> Self {
@@ -113,14 +124,20 @@ impl DynamicSupervisor {
 
     fn state(&self) -> MutexGuard<'_, DynState> {
         // Nothing panics while the lock is held.
-        self.inner.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Starts a server under this supervisor (the same as `builder.supervisor(&sup).start()`).
     ///
     /// # Errors
     /// As [`Builder::start`], and [`StartError::SupervisorStopped`] after [`shutdown`](Self::shutdown).
-    pub async fn start_child<S: Server, C: From<Client<S>>>(&self, builder: Builder<S, C>) -> Result<C, StartError> {
+    pub async fn start_child<S: Server, C: From<Client<S>>>(
+        &self,
+        builder: Builder<S, C>,
+    ) -> Result<C, StartError> {
         builder.supervisor(self).start().await
     }
 
@@ -132,7 +149,9 @@ impl DynamicSupervisor {
             return None;
         }
         client.branch().tasks().owner = Some(Arc::downgrade(&self.inner));
-        state.children.push((client.branch().id(), Arc::new(Hosting(client.clone()))));
+        state
+            .children
+            .push((client.branch().id(), Arc::new(Hosting(client.clone()))));
         Some(self.inner.runtime.clone())
     }
 
@@ -141,7 +160,11 @@ impl DynamicSupervisor {
     }
 
     fn find(&self, branch: BranchId) -> Option<Arc<dyn Hosted>> {
-        self.state().children.iter().find(|(id, _)| *id == branch).map(|(_, hosted)| Arc::clone(hosted))
+        self.state()
+            .children
+            .iter()
+            .find(|(id, _)| *id == branch)
+            .map(|(_, hosted)| Arc::clone(hosted))
     }
 
     /// Stops one child normally (its `terminate` runs) and waits until it has ended.
@@ -158,7 +181,11 @@ impl DynamicSupervisor {
     /// The branches supervised here, in start order.
     #[must_use]
     pub fn which_children(&self) -> Vec<Branch> {
-        self.state().children.iter().map(|(_, hosted)| hosted.branch().clone()).collect()
+        self.state()
+            .children
+            .iter()
+            .map(|(_, hosted)| hosted.branch().clone())
+            .collect()
     }
 
     /// Stops every child with [`Exit::Shutdown`] and refuses new ones; resolves once all have ended.
@@ -166,7 +193,11 @@ impl DynamicSupervisor {
         let children: Vec<_> = {
             let mut state = self.state();
             state.shut_down = true;
-            state.children.iter().map(|(_, hosted)| hosted.branch().clone()).collect()
+            state
+                .children
+                .iter()
+                .map(|(_, hosted)| hosted.branch().clone())
+                .collect()
         };
         for child in &children {
             // A child that ended meanwhile is fine: it is ended either way.
@@ -234,7 +265,11 @@ impl fmt::Debug for DynamicSupervisor {
 /// assert_eq!(counter.call(()).await?, 1);   // same client, same state
 /// # Ok(()) }
 /// ```
-pub async fn transfer(name: &str, from: &DynamicSupervisor, to: &DynamicSupervisor) -> Result<(), TransferError> {
+pub async fn transfer(
+    name: &str,
+    from: &DynamicSupervisor,
+    to: &DynamicSupervisor,
+) -> Result<(), TransferError> {
     if from.same(to) {
         return Err(TransferError::SameSupervisor);
     }
@@ -243,12 +278,27 @@ pub async fn transfer(name: &str, from: &DynamicSupervisor, to: &DynamicSupervis
     }
     let hosted = {
         let state = from.state();
-        let mut named = state.children.iter().filter(|(_, hosted)| hosted.branch().name() == Some(name));
+        let mut named = state
+            .children
+            .iter()
+            .filter(|(_, hosted)| hosted.branch().name() == Some(name));
         match (named.next(), named.next()) {
             (Some((_, hosted)), None) => Arc::clone(hosted),
-            (Some(_), Some(_)) => return Err(TransferError::Ambiguous { name: name.to_owned() }),
-            (None, _) if registry::is_registered(name) => return Err(TransferError::WrongSource { name: name.to_owned() }),
-            (None, _) => return Err(TransferError::NotFound { name: name.to_owned() }),
+            (Some(_), Some(_)) => {
+                return Err(TransferError::Ambiguous {
+                    name: name.to_owned(),
+                });
+            }
+            (None, _) if registry::is_registered(name) => {
+                return Err(TransferError::WrongSource {
+                    name: name.to_owned(),
+                });
+            }
+            (None, _) => {
+                return Err(TransferError::NotFound {
+                    name: name.to_owned(),
+                });
+            }
         }
     };
     let parts = hosted.hand_over().await?;
@@ -264,7 +314,9 @@ pub async fn transfer(name: &str, from: &DynamicSupervisor, to: &DynamicSupervis
     };
     if !moved {
         // The target shut down while the branch was being handed over: it goes back home.
-        from.state().children.push((branch.id(), Arc::clone(&hosted)));
+        from.state()
+            .children
+            .push((branch.id(), Arc::clone(&hosted)));
         hosted.restart_on(parts, &from.inner.runtime);
         return Err(TransferError::TargetStopped);
     }
@@ -278,4 +330,3 @@ impl fmt::Debug for DynInner {
         f.debug_struct("DynInner").finish_non_exhaustive()
     }
 }
-

@@ -71,12 +71,17 @@ impl Exit {
     /// ```
     #[must_use]
     pub fn is_crash(&self) -> bool {
-        matches!(self, Exit::Panicked { .. } | Exit::InitFailed { .. } | Exit::Killed)
+        matches!(
+            self,
+            Exit::Panicked { .. } | Exit::InitFailed { .. } | Exit::Killed
+        )
     }
 
     /// Builds [`Exit::Panicked`] from a panic payload, as `catch_unwind` returns it.
     pub(crate) fn panicked(payload: &(dyn Any + Send)) -> Exit {
-        Exit::Panicked { message: panic_message(payload) }
+        Exit::Panicked {
+            message: panic_message(payload),
+        }
     }
 }
 
@@ -98,7 +103,11 @@ impl fmt::Display for Exit {
             Exit::Panicked { message } => write!(f, "the worker panicked: {message}"),
             Exit::InitFailed { message } => write!(f, "init failed: {message}"),
             Exit::Killed => f.write_str("the worker was killed"),
-            Exit::RestartLimit { max_restarts, within, last } => write!(
+            Exit::RestartLimit {
+                max_restarts,
+                within,
+                last,
+            } => write!(
                 f,
                 "more than {max_restarts} restarts within {within:?} (last: {last})"
             ),

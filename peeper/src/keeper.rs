@@ -40,7 +40,13 @@ pub(crate) struct Cell<S: Server> {
 
 impl<S: Server> Cell<S> {
     pub(crate) fn new(state: S, mailbox: mpsc::UnboundedReceiver<Envelope<S>>) -> Self {
-        Cell { live: Tracked::new(state), good: None, scratch: None, needs_restore: false, mailbox }
+        Cell {
+            live: Tracked::new(state),
+            good: None,
+            scratch: None,
+            needs_restore: false,
+            mailbox,
+        }
     }
 
     /// Keeps the live state as the last good one and tells the listener about it.
@@ -48,7 +54,10 @@ impl<S: Server> Cell<S> {
     /// # Errors
     /// The state's `Clone` (or `Project`) panicked: the good copy is untouched, and the caller
     /// treats the handler as crashed.
-    pub(crate) fn commit(&mut self, changes: Option<&mpsc::UnboundedSender<Event<S>>>) -> Result<(), Exit> {
+    pub(crate) fn commit(
+        &mut self,
+        changes: Option<&mpsc::UnboundedSender<Event<S>>>,
+    ) -> Result<(), Exit> {
         if !S::Keep::COPIES {
             return Ok(());
         }
@@ -56,7 +65,9 @@ impl<S: Server> Cell<S> {
         let scratch = &mut self.scratch;
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| S::Keep::copy(live, scratch))) {
             self.scratch = None;
-            return Err(Exit::Panicked { message: format!("keeping the state panicked: {}", panic_message(&*payload)) });
+            return Err(Exit::Panicked {
+                message: format!("keeping the state panicked: {}", panic_message(&*payload)),
+            });
         }
         mem::swap(&mut self.good, &mut self.scratch);
         if let (Some(changes), Some(good)) = (changes, &self.good)
@@ -79,7 +90,12 @@ impl<S: Server> Cell<S> {
         if let Some(good) = &self.good {
             let live = self.live.untracked_mut();
             catch_unwind(AssertUnwindSafe(|| S::Keep::restore(good, live))).map_err(|payload| {
-                Exit::InitFailed { message: format!("restoring the kept state panicked: {}", panic_message(&*payload)) }
+                Exit::InitFailed {
+                    message: format!(
+                        "restoring the kept state panicked: {}",
+                        panic_message(&*payload)
+                    ),
+                }
             })?;
         }
         self.needs_restore = false;
@@ -89,8 +105,11 @@ impl<S: Server> Cell<S> {
     /// Replaces the last good state with `kept` and brings the live state to it (crash-loop reset).
     pub(crate) fn reset_to(&mut self, kept: &Kept<S>) -> Result<(), Exit> {
         let live = self.live.untracked_mut();
-        catch_unwind(AssertUnwindSafe(|| S::Keep::restore(kept, live)))
-            .map_err(|payload| Exit::InitFailed { message: format!("resetting the state panicked: {}", panic_message(&*payload)) })?;
+        catch_unwind(AssertUnwindSafe(|| S::Keep::restore(kept, live))).map_err(|payload| {
+            Exit::InitFailed {
+                message: format!("resetting the state panicked: {}", panic_message(&*payload)),
+            }
+        })?;
         self.needs_restore = false;
         self.commit(None)
     }
@@ -119,13 +138,19 @@ pub(crate) async fn run<S: Server>(
     while let Some(event) = events.recv().await {
         match event {
             Event::Changed(new) => {
-                let views = previous.as_ref().and_then(S::Keep::view).zip(S::Keep::view(&new));
+                let views = previous
+                    .as_ref()
+                    .and_then(S::Keep::view)
+                    .zip(S::Keep::view(&new));
                 if let (Some(listener), Some((old, new))) = (&listener, views) {
                     guarded("on_state_changed", || listener.on_state_changed(old, new));
                 }
                 previous = Some(new);
             }
-            Event::Restart { incarnation, reason } => {
+            Event::Restart {
+                incarnation,
+                reason,
+            } => {
                 if let Some(listener) = &listener {
                     guarded("on_restart", || listener.on_restart(incarnation, &reason));
                 }
@@ -133,7 +158,9 @@ pub(crate) async fn run<S: Server>(
             Event::Terminate { reason } => {
                 if let Some(listener) = &listener {
                     let cell = cell.lock().await;
-                    guarded("on_terminate", || listener.on_terminate(&reason, &cell.live));
+                    guarded("on_terminate", || {
+                        listener.on_terminate(&reason, &cell.live)
+                    });
                 }
                 break;
             }

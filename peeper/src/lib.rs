@@ -112,7 +112,9 @@ pub use dynamic::{DynamicSupervisor, transfer};
 pub use error::{CallError, SendError, StartError, StopError, TransferError};
 pub use exit::Exit;
 pub use listener::Listener;
-pub use options::{Builder, CrashLoop, DEFAULT_CRASH_LOOP_AFTER, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW};
+pub use options::{
+    Builder, CrashLoop, DEFAULT_CRASH_LOOP_AFTER, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW,
+};
 pub use registry::whereis;
 pub use server::{InitError, Server, Tracked};
 

@@ -13,7 +13,10 @@ use crate::{CallError, Exit, Server};
 pub(crate) type ReplyTo<S> = oneshot::Sender<Result<<S as Server>::Reply, CallError>>;
 
 pub(crate) enum Envelope<S: Server> {
-    Call { call: S::Call, reply: ReplyTo<S> },
+    Call {
+        call: S::Call,
+        reply: ReplyTo<S>,
+    },
     Cast(S::Cast),
     Info(S::Info),
     /// End the branch once everything queued before it is handled.

@@ -106,7 +106,13 @@ pub struct Builder<S: Server, C = Client<S>> {
 impl<S: Server, C: From<Client<S>>> Builder<S, C> {
     /// A builder for a server starting from `state`, with the default options.
     pub fn new(state: S) -> Self {
-        Builder { state, options: Options::default(), listener: None, supervisor: None, client: PhantomData }
+        Builder {
+            state,
+            options: Options::default(),
+            listener: None,
+            supervisor: None,
+            client: PhantomData,
+        }
     }
 
     /// Registers the server under `name`, unique per server type, for [`whereis`](crate::whereis).

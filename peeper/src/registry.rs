@@ -23,9 +23,18 @@ pub(crate) fn register<S: Server>(name: &str, client: &Client<S>) -> Result<(), 
     let mut names = names();
     let key = (TypeId::of::<S>(), name.to_owned());
     if names.contains_key(&key) {
-        return Err(StartError::NameTaken { name: name.to_owned(), server: std::any::type_name::<S>() });
+        return Err(StartError::NameTaken {
+            name: name.to_owned(),
+            server: std::any::type_name::<S>(),
+        });
     }
-    names.insert(key, Entry { branch: client.branch().id(), client: Box::new(client.clone()) });
+    names.insert(
+        key,
+        Entry {
+            branch: client.branch().id(),
+            client: Box::new(client.clone()),
+        },
+    );
     Ok(())
 }
 

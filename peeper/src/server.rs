@@ -104,14 +104,21 @@ pub trait Server: Sized + Send + 'static {
     ) -> impl Future<Output = ()> + Send {
         let _ = (state, info, ctx);
         async {
-            tracing::debug!(server = std::any::type_name::<Self>(), "info message ignored");
+            tracing::debug!(
+                server = std::any::type_name::<Self>(),
+                "info message ignored"
+            );
         }
     }
 
     /// Runs once when the branch ends for good: on a normal stop (after every message queued
     /// before the stop) and when it gives up after too many restarts (on the kept state). Not on
     /// a crash that is followed by a restart, and not on a transfer (the branch lives on).
-    fn terminate(&mut self, reason: &Exit, ctx: &mut Context<Self>) -> impl Future<Output = ()> + Send {
+    fn terminate(
+        &mut self,
+        reason: &Exit,
+        ctx: &mut Context<Self>,
+    ) -> impl Future<Output = ()> + Send {
         let _ = (reason, ctx);
         async {}
     }
@@ -153,7 +160,10 @@ pub struct Tracked<S> {
 
 impl<S> Tracked<S> {
     pub(crate) fn new(state: S) -> Self {
-        Tracked { state, changed: false }
+        Tracked {
+            state,
+            changed: false,
+        }
     }
 
     /// Whether the current handler has borrowed the state mutably so far.

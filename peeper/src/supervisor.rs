@@ -23,7 +23,10 @@ use crate::keeper::{self, BoxedListener, Cell, Event, Kept, SharedCell};
 use crate::mailbox::Envelope;
 use crate::options::Options;
 use crate::worker::{self, Worker, WorkerEnd};
-use crate::{Branch, Builder, Client, Context, CrashLoop, DynamicSupervisor, Exit, Server, StartError, registry};
+use crate::{
+    Branch, Builder, Client, Context, CrashLoop, DynamicSupervisor, Exit, Server, StartError,
+    registry,
+};
 
 /// Everything a branch is made of, apart from its tasks: what a transfer moves.
 pub(crate) struct Parts<S: Server> {
@@ -38,7 +41,13 @@ pub(crate) struct Parts<S: Server> {
 }
 
 pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client<S>, StartError> {
-    let Builder { state, options, listener, supervisor, .. } = builder;
+    let Builder {
+        state,
+        options,
+        listener,
+        supervisor,
+        ..
+    } = builder;
     if options.crash_loop == CrashLoop::ResetToInitial && !S::Keep::COPIES {
         return Err(StartError::InvalidOptions(
             "`CrashLoop::ResetToInitial` needs a strategy that keeps a copy; `InPlace` keeps none",
@@ -84,10 +93,20 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
 
 /// Spawns a branch's keeper and supervisor on `runtime`; the supervisor starts the worker.
 pub(crate) fn spawn<S: Server>(parts: Parts<S>, runtime: &Handle) {
-    let Parts { cell, client, options, listener, initial, incarnation } = parts;
+    let Parts {
+        cell,
+        client,
+        options,
+        listener,
+        initial,
+        incarnation,
+    } = parts;
     let (control, commands) = mpsc::unbounded_channel();
     let (events, heard) = mpsc::unbounded_channel();
-    let changes = listener.as_ref().filter(|l| l.wants_state_changes()).map(|_| events.clone());
+    let changes = listener
+        .as_ref()
+        .filter(|l| l.wants_state_changes())
+        .map(|_| events.clone());
     let keeper = runtime.spawn(keeper::run(Arc::clone(&cell), heard, listener));
     let branch = client.branch().clone();
     let supervisor = Supervisor {
@@ -141,7 +160,11 @@ impl<S: Server> Supervisor<S> {
         let mut handoff: Option<oneshot::Sender<Box<dyn Any + Send>>> = None;
         loop {
             let guard = Arc::clone(&self.cell).lock_owned().await;
-            let worker = Worker { incarnation: self.incarnation, client: self.client.clone(), changes: self.changes.clone() };
+            let worker = Worker {
+                incarnation: self.incarnation,
+                client: self.client.clone(),
+                changes: self.changes.clone(),
+            };
             let mut running = tokio::spawn(worker.run(guard));
             let end = loop {
                 tokio::select! {
@@ -158,7 +181,10 @@ impl<S: Server> Supervisor<S> {
                 }
             };
             let next = match end {
-                WorkerEnd::Stopped(exit) => Next::End { exit, terminate: false },
+                WorkerEnd::Stopped(exit) => Next::End {
+                    exit,
+                    terminate: false,
+                },
                 WorkerEnd::Handoff => match handoff.take() {
                     Some(reply) => Next::Handoff(reply),
                     // A handoff whose requester gave up: carry on with a fresh worker.
@@ -181,12 +207,19 @@ impl<S: Server> Supervisor<S> {
         self.cell.lock().await.needs_restore = true;
         if branch.inner.status.borrow().ready.is_none() {
             // The first `init` failed: a start error, not a restart.
-            return Next::End { exit, terminate: false };
+            return Next::End {
+                exit,
+                terminate: false,
+            };
         }
 
         let now = Instant::now();
         self.restarts.push_back(now);
-        while self.restarts.front().is_some_and(|&at| now.duration_since(at) > self.options.within) {
+        while self
+            .restarts
+            .front()
+            .is_some_and(|&at| now.duration_since(at) > self.options.within)
+        {
             self.restarts.pop_front();
         }
         if self.restarts.len() > self.options.max_restarts as usize {
@@ -195,7 +228,10 @@ impl<S: Server> Supervisor<S> {
                 within: self.options.within,
                 last: Box::new(exit),
             };
-            return Next::End { exit, terminate: true };
+            return Next::End {
+                exit,
+                terminate: true,
+            };
         }
 
         if progressed {
@@ -205,29 +241,46 @@ impl<S: Server> Supervisor<S> {
         // A kill says nothing about the state, so it neither counts nor clears the count.
         if exit != Exit::Killed && !progressed {
             self.crashes_without_progress += 1;
-            if self.crashes_without_progress >= self.options.crash_loop_after {
-                if let Some(next) = self.on_crash_loop(&exit).await {
-                    return next;
-                }
+            if self.crashes_without_progress >= self.options.crash_loop_after
+                && let Some(next) = self.on_crash_loop(&exit).await
+            {
+                return next;
             }
         }
 
         self.incarnation += 1;
-        branch.inner.status.send_modify(|status| status.restarts += 1);
-        tracing::warn!(server = branch.server(), name = branch.name(), incarnation = self.incarnation, "restarting worker");
-        let _ = self.events.send(Event::Restart { incarnation: self.incarnation, reason: exit });
+        branch
+            .inner
+            .status
+            .send_modify(|status| status.restarts += 1);
+        tracing::warn!(
+            server = branch.server(),
+            name = branch.name(),
+            incarnation = self.incarnation,
+            "restarting worker"
+        );
+        let _ = self.events.send(Event::Restart {
+            incarnation: self.incarnation,
+            reason: exit,
+        });
         Next::Restart
     }
 
     /// Applies the crash-loop policy; `None` to go on restarting.
     async fn on_crash_loop(&mut self, exit: &Exit) -> Option<Next> {
         let give_up = Next::End {
-            exit: Exit::CrashLoop { crashes: self.crashes_without_progress, last: Box::new(exit.clone()) },
+            exit: Exit::CrashLoop {
+                crashes: self.crashes_without_progress,
+                last: Box::new(exit.clone()),
+            },
             terminate: true,
         };
         match (&self.options.crash_loop, &self.initial) {
             (CrashLoop::ResetToInitial, Some(initial)) if !self.reset_since_progress => {
-                tracing::warn!(server = self.client.branch().server(), "crash loop: falling back to the initial state");
+                tracing::warn!(
+                    server = self.client.branch().server(),
+                    "crash loop: falling back to the initial state"
+                );
                 if let Err(reset) = self.cell.lock().await.reset_to(initial) {
                     tracing::error!(%reset, "could not reset to the initial state");
                     return Some(give_up);
@@ -249,14 +302,19 @@ impl<S: Server> Supervisor<S> {
             if run_terminate {
                 worker::terminate(&mut cell, &exit, &mut ctx).await;
             }
-            branch.inner.status.send_modify(|status| status.exit = Some(exit.clone()));
+            branch
+                .inner
+                .status
+                .send_modify(|status| status.exit = Some(exit.clone()));
             cell.mailbox.close();
             while let Ok(envelope) = cell.mailbox.try_recv() {
                 envelope.refuse(&exit);
             }
         }
         drop(ctx);
-        let _ = self.events.send(Event::Terminate { reason: exit.clone() });
+        let _ = self.events.send(Event::Terminate {
+            reason: exit.clone(),
+        });
         drop(self.events);
         drop(self.changes);
         // A keeper that panicked outside a listener callback would be a bug in this crate; the
@@ -275,12 +333,17 @@ impl<S: Server> Supervisor<S> {
             }
             _ => tracing::error!(server = branch.server(), name = branch.name(), %exit, "stopped"),
         }
-        branch.inner.status.send_modify(|status| status.finished = true);
+        branch
+            .inner
+            .status
+            .send_modify(|status| status.finished = true);
     }
 
     /// Hands the branch's parts to a transfer; the worker has stopped at a message boundary.
     async fn hand_over(self, reply: oneshot::Sender<Box<dyn Any + Send>>) {
-        let _ = self.events.send(Event::Terminate { reason: Exit::Transferred });
+        let _ = self.events.send(Event::Terminate {
+            reason: Exit::Transferred,
+        });
         drop(self.events);
         drop(self.changes);
         let listener = self.keeper.await.ok().flatten();
@@ -304,11 +367,17 @@ impl<S: Server> Supervisor<S> {
 fn classify(joined: Result<WorkerEnd, JoinError>) -> WorkerEnd {
     match joined {
         Ok(end) => end,
-        Err(error) if error.is_cancelled() => WorkerEnd::Crashed { exit: Exit::Killed, progressed: false },
+        Err(error) if error.is_cancelled() => WorkerEnd::Crashed {
+            exit: Exit::Killed,
+            progressed: false,
+        },
         // The worker catches handler panics itself; this is a panic in the runtime's own code.
         Err(error) => {
             let payload = error.into_panic();
-            WorkerEnd::Crashed { exit: Exit::panicked(&*payload), progressed: false }
+            WorkerEnd::Crashed {
+                exit: Exit::panicked(&*payload),
+                progressed: false,
+            }
         }
     }
 }

@@ -43,23 +43,43 @@ impl<S: Server> Worker<S> {
         let mut ctx = Context::new(self.incarnation, self.client.clone());
 
         if let Err(exit) = cell.restore_if_needed() {
-            return WorkerEnd::Crashed { exit, progressed: false };
+            return WorkerEnd::Crashed {
+                exit,
+                progressed: false,
+            };
         }
         cell.live.reset();
-        let init = AssertUnwindSafe(S::init(&mut cell.live, &mut ctx)).catch_unwind().await;
+        let init = AssertUnwindSafe(S::init(&mut cell.live, &mut ctx))
+            .catch_unwind()
+            .await;
         let init = match init {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(Exit::InitFailed { message: error.to_string() }),
-            Err(payload) => Err(Exit::InitFailed { message: panic_message(&*payload) }),
+            Ok(Err(error)) => Err(Exit::InitFailed {
+                message: error.to_string(),
+            }),
+            Err(payload) => Err(Exit::InitFailed {
+                message: panic_message(&*payload),
+            }),
         };
         // The very first good state is kept even if `init` did not touch it.
         let unkept = cell.good.is_none();
         if let Err(exit) = init.and_then(|()| settle(cell, changes, Ok(()), unkept)) {
-            return WorkerEnd::Crashed { exit, progressed: false };
+            return WorkerEnd::Crashed {
+                exit,
+                progressed: false,
+            };
         }
         let incarnation = self.incarnation;
-        self.client.branch().inner.status.send_modify(|status| status.ready = Some(incarnation));
-        tracing::debug!(server = self.client.branch().server(), incarnation, "worker ready");
+        self.client
+            .branch()
+            .inner
+            .status
+            .send_modify(|status| status.ready = Some(incarnation));
+        tracing::debug!(
+            server = self.client.branch().server(),
+            incarnation,
+            "worker ready"
+        );
 
         let mut progressed = false;
         loop {
@@ -70,7 +90,9 @@ impl<S: Server> Worker<S> {
             cell.live.reset();
             let outcome = match envelope {
                 Envelope::Call { call, reply } => {
-                    let out = AssertUnwindSafe(S::handle_call(&mut cell.live, call, &mut ctx)).catch_unwind().await;
+                    let out = AssertUnwindSafe(S::handle_call(&mut cell.live, call, &mut ctx))
+                        .catch_unwind()
+                        .await;
                     match settle(cell, changes, out, false) {
                         Ok(value) => {
                             // The caller may have timed out; the call still counted, as in GenServer.
@@ -84,11 +106,15 @@ impl<S: Server> Worker<S> {
                     }
                 }
                 Envelope::Cast(cast) => {
-                    let out = AssertUnwindSafe(S::handle_cast(&mut cell.live, cast, &mut ctx)).catch_unwind().await;
+                    let out = AssertUnwindSafe(S::handle_cast(&mut cell.live, cast, &mut ctx))
+                        .catch_unwind()
+                        .await;
                     settle(cell, changes, out, false)
                 }
                 Envelope::Info(info) => {
-                    let out = AssertUnwindSafe(S::handle_info(&mut cell.live, info, &mut ctx)).catch_unwind().await;
+                    let out = AssertUnwindSafe(S::handle_info(&mut cell.live, info, &mut ctx))
+                        .catch_unwind()
+                        .await;
                     settle(cell, changes, out, false)
                 }
                 Envelope::Stop(reason) => {
@@ -131,7 +157,10 @@ pub(crate) async fn terminate<S: Server>(cell: &mut Cell<S>, reason: &Exit, ctx:
         tracing::error!(server = std::any::type_name::<S>(), %exit, "could not restore the state for terminate");
     }
     let state = cell.live.untracked_mut();
-    if let Err(payload) = AssertUnwindSafe(state.terminate(reason, ctx)).catch_unwind().await {
+    if let Err(payload) = AssertUnwindSafe(state.terminate(reason, ctx))
+        .catch_unwind()
+        .await
+    {
         tracing::error!(server = std::any::type_name::<S>(), panic = %panic_message(&*payload), "terminate panicked");
     }
 }
