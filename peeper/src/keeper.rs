@@ -35,6 +35,10 @@ pub(crate) struct Cell<S: Server> {
     scratch: Option<Kept<S>>,
     /// Set after a crash: the next worker brings `live` back to `good` before its `init`.
     pub(crate) needs_restore: bool,
+    /// Set when `terminate` starts: the branch is ending with this exit. It lives here, not in
+    /// the worker, so that a worker killed while its `terminate` awaits cannot take the stop
+    /// with it (its request was consumed with the `Stop` message).
+    pub(crate) stopping: Option<Exit>,
     pub(crate) mailbox: mpsc::UnboundedReceiver<Envelope<S>>,
 }
 
@@ -45,6 +49,7 @@ impl<S: Server> Cell<S> {
             good: None,
             scratch: None,
             needs_restore: false,
+            stopping: None,
             mailbox,
         }
     }
@@ -129,12 +134,15 @@ pub(crate) type BoxedListener<S> = Box<dyn Listener<S>>;
 
 /// The keeper task: runs the listener in event order, then hands the listener back (a transfer
 /// moves it to the next branch).
+///
+/// `previous` is the state already kept when the keeper starts (`None` at a first start): the old
+/// side of the first `on_state_changed`.
 pub(crate) async fn run<S: Server>(
     cell: SharedCell<S>,
     mut events: mpsc::UnboundedReceiver<Event<S>>,
     listener: Option<BoxedListener<S>>,
+    mut previous: Option<Kept<S>>,
 ) -> Option<BoxedListener<S>> {
-    let mut previous: Option<Kept<S>> = None;
     while let Some(event) = events.recv().await {
         match event {
             Event::Changed(new) => {

@@ -38,6 +38,12 @@ pub(crate) struct Parts<S: Server> {
     pub(crate) initial: Option<Arc<Kept<S>>>,
     /// The incarnation the next worker will be.
     pub(crate) incarnation: u64,
+    /// The receiving end of the branch's control channel, once it has one. It moves with the
+    /// branch so that a request sent while the branch is in transit (after the old supervisor
+    /// stopped reading, before the new one starts) waits for the new supervisor instead of being
+    /// dropped with the old one's receiver: a `stop()` would otherwise be lost, or be refused
+    /// with `AlreadyStopped` by a branch that lives on.
+    pub(crate) commands: Option<mpsc::UnboundedReceiver<Control>>,
 }
 
 pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client<S>, StartError> {
@@ -72,6 +78,7 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
         listener,
         initial: initial.flatten(),
         incarnation: 0,
+        commands: None,
     };
     let runtime = match &supervisor {
         Some(supervisor) => match supervisor.adopt(&client) {
@@ -100,14 +107,31 @@ pub(crate) fn spawn<S: Server>(parts: Parts<S>, runtime: &Handle) {
         listener,
         initial,
         incarnation,
+        commands,
     } = parts;
-    let (control, commands) = mpsc::unbounded_channel();
+    let (control, commands) = match commands {
+        // A moved branch keeps its channel, and every handle keeps its sender.
+        Some(commands) => (None, commands),
+        None => {
+            let (control, commands) = mpsc::unbounded_channel();
+            (Some(control), commands)
+        }
+    };
     let (events, heard) = mpsc::unbounded_channel();
     let changes = listener
         .as_ref()
         .filter(|l| l.wants_state_changes())
         .map(|_| events.clone());
-    let keeper = runtime.spawn(keeper::run(Arc::clone(&cell), heard, listener));
+    // A branch that moved (`transfer`, or a restart after an abandoned handoff) already has a
+    // kept state. Its new keeper must start from it: with no previous state it would skip the
+    // first change after the move instead of reporting it to the listener. Nothing holds the
+    // cell here (the previous worker, supervisor and keeper have ended), so `try_lock` succeeds;
+    // on a first start nothing is kept yet and this is `None`.
+    let previous = cell
+        .try_lock()
+        .ok()
+        .and_then(|cell| cell.good.as_ref().and_then(S::Keep::share));
+    let keeper = runtime.spawn(keeper::run(Arc::clone(&cell), heard, listener, previous));
     let branch = client.branch().clone();
     let supervisor = Supervisor {
         cell,
@@ -125,7 +149,9 @@ pub(crate) fn spawn<S: Server>(parts: Parts<S>, runtime: &Handle) {
     };
     let keeper_id = supervisor.keeper.id();
     let mut tasks = branch.tasks();
-    tasks.control = Some(control);
+    if let Some(control) = control {
+        tasks.control = Some(control);
+    }
     tasks.keeper = Some(keeper_id);
     tasks.supervisor = Some(runtime.spawn(supervisor.run()).id());
 }
@@ -204,7 +230,19 @@ impl<S: Server> Supervisor<S> {
     async fn on_crash(&mut self, exit: Exit, progressed: bool) -> Next {
         let branch = self.client.branch().clone();
         tracing::error!(server = branch.server(), name = branch.name(), incarnation = self.incarnation, %exit, "worker crashed");
-        self.cell.lock().await.needs_restore = true;
+        {
+            let mut cell = self.cell.lock().await;
+            cell.needs_restore = true;
+            // Killed while running `terminate` for a stop (a panic there is caught): the stop
+            // stands, or `stop()` would wait forever for a branch that restarted instead.
+            // `terminate` is not run a second time.
+            if let Some(exit) = cell.stopping.take() {
+                return Next::End {
+                    exit,
+                    terminate: false,
+                };
+            }
+        }
         if branch.inner.status.borrow().ready.is_none() {
             // The first `init` failed: a start error, not a restart.
             return Next::End {
@@ -354,6 +392,7 @@ impl<S: Server> Supervisor<S> {
             listener,
             initial: self.initial,
             incarnation: self.incarnation + 1,
+            commands: Some(self.commands),
         };
         if let Err(parts) = reply.send(Box::new(parts)) {
             // The transfer gave up waiting: the branch must not vanish, so it restarts here.

@@ -153,6 +153,8 @@ fn settle<S: Server, T>(
 /// Runs the server's `terminate` on the cell's state, first restoring it if a crash left it
 /// unknown. A panic in `terminate` is logged: the branch is ending either way.
 pub(crate) async fn terminate<S: Server>(cell: &mut Cell<S>, reason: &Exit, ctx: &mut Context<S>) {
+    // Recorded first: a kill landing at one of `terminate`'s awaits must not undo the stop.
+    cell.stopping = Some(reason.clone());
     if let Err(exit) = cell.restore_if_needed() {
         tracing::error!(server = std::any::type_name::<S>(), %exit, "could not restore the state for terminate");
     }
