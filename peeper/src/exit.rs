@@ -46,10 +46,11 @@ pub enum Exit {
         /// The crash that went over the limit.
         last: Box<Exit>,
     },
-    /// Several incarnations in a row crashed before completing a single message, and the
-    /// crash-loop policy was [`CrashLoop::Stop`](crate::CrashLoop::Stop) (or a reset did not help).
+    /// Several incarnations in a row could not start on the kept state (their `init` failed or
+    /// panicked), and the crash-loop policy was [`CrashLoop::Stop`](crate::CrashLoop::Stop) (or a
+    /// reset did not help).
     CrashLoop {
-        /// How many incarnations in a row crashed without progress.
+        /// How many incarnations in a row failed to start.
         crashes: u32,
         /// The last of those crashes.
         last: Box<Exit>,
@@ -113,7 +114,7 @@ impl fmt::Display for Exit {
             ),
             Exit::CrashLoop { crashes, last } => write!(
                 f,
-                "{crashes} incarnations in a row crashed before completing a message (last: {last})"
+                "{crashes} incarnations in a row failed to start on the kept state (last: {last})"
             ),
             Exit::Transferred => f.write_str("transferred to another supervisor"),
             Exit::Shutdown => f.write_str("its dynamic supervisor shut down"),

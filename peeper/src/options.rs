@@ -7,9 +7,13 @@ use std::time::Duration;
 use crate::keeper::BoxedListener;
 use crate::{Client, DynamicSupervisor, Listener, Server, StartError};
 
-/// What to do when the state itself seems to crash every incarnation: several incarnations in a
-/// row crash before completing a single message (their `init` fails or panics, or the first
-/// message handled panics). Kills do not count: they say nothing about the state.
+/// What to do when the kept state itself cannot start: several incarnations in a row fail in
+/// `init` (an `Err`, a panic, or a panic while restoring the kept copy).
+///
+/// Only failed starts count. A handler that panics has consumed its message, and the next
+/// incarnation handles a different one, so repeated handler crashes say nothing certain about the
+/// state (a client retrying one bad request would look the same); they are bounded by the restart
+/// intensity instead. Kills do not count either.
 ///
 /// ```
 /// use peeper::CrashLoop;
@@ -23,8 +27,7 @@ pub enum CrashLoop {
     #[default]
     Stop,
     /// Fall back to the state the server was started with (the keep strategy copies it at start),
-    /// and run `init` on it. If that crash-loops too, before any message completes, the branch
-    /// stops with [`Exit::CrashLoop`](crate::Exit::CrashLoop). Not available with
+    /// and run `init` on it. If that fails to start too, the branch stops with [`Exit::CrashLoop`](crate::Exit::CrashLoop). Not available with
     /// [`InPlace`](crate::keep::InPlace), which keeps no copy.
     ResetToInitial,
 }
@@ -43,8 +46,8 @@ pub(crate) struct Options {
 pub const DEFAULT_MAX_RESTARTS: u32 = 1_000;
 /// ...within this window, and the branch gives up.
 pub const DEFAULT_RESTART_WINDOW: Duration = Duration::from_secs(10);
-/// Default number of incarnations in a row that crash without progress before the
-/// [`CrashLoop`] policy applies.
+/// Default number of incarnations in a row that fail to start before the [`CrashLoop`] policy
+/// applies.
 pub const DEFAULT_CRASH_LOOP_AFTER: u32 = 3;
 
 impl Default for Options {
@@ -72,7 +75,7 @@ impl Default for Options {
 ///   same state crashing every time) is caught much sooner by the crash-loop policy. A low limit
 ///   would instead let a handful of bad requests take a healthy server down.
 /// - **Crash loop: [`CrashLoop::Stop`] after [`DEFAULT_CRASH_LOOP_AFTER`] (3)** incarnations in a
-///   row that crash before completing any message.
+///   row whose `init` fails on the kept state.
 ///
 /// ```
 /// # use peeper::{Context, Server, Tracked};
@@ -141,8 +144,7 @@ impl<S: Server, C: From<Client<S>>> Builder<S, C> {
         self
     }
 
-    /// How many incarnations in a row must crash without progress to count as a crash loop
-    /// (at least 1).
+    /// How many incarnations in a row must fail to start to count as a crash loop (at least 1).
     pub fn crash_loop_after(mut self, incarnations: u32) -> Self {
         self.options.crash_loop_after = incarnations.max(1);
         self

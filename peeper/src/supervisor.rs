@@ -144,8 +144,8 @@ pub(crate) fn spawn<S: Server>(parts: Parts<S>, runtime: &Handle) {
         commands,
         keeper,
         restarts: VecDeque::new(),
-        crashes_without_progress: 0,
-        reset_since_progress: false,
+        failed_starts: 0,
+        reset_since_start: false,
     };
     let keeper_id = supervisor.keeper.id();
     let mut tasks = branch.tasks();
@@ -170,8 +170,8 @@ struct Supervisor<S: Server> {
     keeper: JoinHandle<Option<BoxedListener<S>>>,
     /// When the recent restarts happened, oldest first, pruned to the window.
     restarts: VecDeque<Instant>,
-    crashes_without_progress: u32,
-    reset_since_progress: bool,
+    failed_starts: u32,
+    reset_since_start: bool,
 }
 
 /// What the supervisor does after a worker ended.
@@ -216,7 +216,7 @@ impl<S: Server> Supervisor<S> {
                     // A handoff whose requester gave up: carry on with a fresh worker.
                     None => Next::Restart,
                 },
-                WorkerEnd::Crashed { exit, progressed } => self.on_crash(exit, progressed).await,
+                WorkerEnd::Crashed { exit, started } => self.on_crash(exit, started).await,
             };
             match next {
                 Next::Restart => {}
@@ -227,7 +227,7 @@ impl<S: Server> Supervisor<S> {
     }
 
     /// Decides between a restart and the end after a crash.
-    async fn on_crash(&mut self, exit: Exit, progressed: bool) -> Next {
+    async fn on_crash(&mut self, exit: Exit, started: bool) -> Next {
         let branch = self.client.branch().clone();
         tracing::error!(server = branch.server(), name = branch.name(), incarnation = self.incarnation, %exit, "worker crashed");
         {
@@ -272,14 +272,14 @@ impl<S: Server> Supervisor<S> {
             };
         }
 
-        if progressed {
-            self.crashes_without_progress = 0;
-            self.reset_since_progress = false;
+        if started {
+            self.failed_starts = 0;
+            self.reset_since_start = false;
         }
         // A kill says nothing about the state, so it neither counts nor clears the count.
-        if exit != Exit::Killed && !progressed {
-            self.crashes_without_progress += 1;
-            if self.crashes_without_progress >= self.options.crash_loop_after
+        if exit != Exit::Killed && !started {
+            self.failed_starts += 1;
+            if self.failed_starts >= self.options.crash_loop_after
                 && let Some(next) = self.on_crash_loop(&exit).await
             {
                 return next;
@@ -308,13 +308,13 @@ impl<S: Server> Supervisor<S> {
     async fn on_crash_loop(&mut self, exit: &Exit) -> Option<Next> {
         let give_up = Next::End {
             exit: Exit::CrashLoop {
-                crashes: self.crashes_without_progress,
+                crashes: self.failed_starts,
                 last: Box::new(exit.clone()),
             },
             terminate: true,
         };
         match (&self.options.crash_loop, &self.initial) {
-            (CrashLoop::ResetToInitial, Some(initial)) if !self.reset_since_progress => {
+            (CrashLoop::ResetToInitial, Some(initial)) if !self.reset_since_start => {
                 tracing::warn!(
                     server = self.client.branch().server(),
                     "crash loop: falling back to the initial state"
@@ -323,8 +323,8 @@ impl<S: Server> Supervisor<S> {
                     tracing::error!(%reset, "could not reset to the initial state");
                     return Some(give_up);
                 }
-                self.reset_since_progress = true;
-                self.crashes_without_progress = 0;
+                self.reset_since_start = true;
+                self.failed_starts = 0;
                 None
             }
             _ => Some(give_up),
@@ -408,14 +408,14 @@ fn classify(joined: Result<WorkerEnd, JoinError>) -> WorkerEnd {
         Ok(end) => end,
         Err(error) if error.is_cancelled() => WorkerEnd::Crashed {
             exit: Exit::Killed,
-            progressed: false,
+            started: false,
         },
         // The worker catches handler panics itself; this is a panic in the runtime's own code.
         Err(error) => {
             let payload = error.into_panic();
             WorkerEnd::Crashed {
                 exit: Exit::panicked(&*payload),
-                progressed: false,
+                started: false,
             }
         }
     }

@@ -22,8 +22,9 @@ use crate::{CallError, Client, Context, Exit, Server};
 pub(crate) enum WorkerEnd {
     /// A normal end (a `Stop` message or `ctx.stop()`): `terminate` has run.
     Stopped(Exit),
-    /// It crashed. `progressed`: it completed `init` and at least one message first.
-    Crashed { exit: Exit, progressed: bool },
+    /// It crashed. `started`: its `init` had completed, so the kept state can start a worker
+    /// (a handler crash consumes its message and says nothing about the state's next start).
+    Crashed { exit: Exit, started: bool },
     /// It stopped at a message boundary so the branch can move.
     Handoff,
 }
@@ -45,7 +46,7 @@ impl<S: Server> Worker<S> {
         if let Err(exit) = cell.restore_if_needed() {
             return WorkerEnd::Crashed {
                 exit,
-                progressed: false,
+                started: false,
             };
         }
         cell.live.reset();
@@ -66,7 +67,7 @@ impl<S: Server> Worker<S> {
         if let Err(exit) = init.and_then(|()| settle(cell, changes, Ok(()), unkept)) {
             return WorkerEnd::Crashed {
                 exit,
-                progressed: false,
+                started: false,
             };
         }
         let incarnation = self.incarnation;
@@ -81,7 +82,6 @@ impl<S: Server> Worker<S> {
             "worker ready"
         );
 
-        let mut progressed = false;
         loop {
             // The mailbox cannot close while this worker's own client holds a sender.
             let Some(envelope) = cell.mailbox.recv().await else {
@@ -124,9 +124,11 @@ impl<S: Server> Worker<S> {
                 Envelope::Handoff => return WorkerEnd::Handoff,
             };
             if let Err(exit) = outcome {
-                return WorkerEnd::Crashed { exit, progressed };
+                return WorkerEnd::Crashed {
+                    exit,
+                    started: true,
+                };
             }
-            progressed = true;
             if ctx.stop_requested() {
                 terminate(cell, &Exit::Normal, &mut ctx).await;
                 return WorkerEnd::Stopped(Exit::Normal);

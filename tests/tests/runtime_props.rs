@@ -128,8 +128,6 @@ async fn start(
     .supervisor(sup)
     .name(name)
     .max_restarts(100_000)
-    // Consecutive panicking messages are a crash loop by design; here they are just ops.
-    .crash_loop_after(u32::MAX)
     .start()
     .await
     .unwrap()
