@@ -97,6 +97,7 @@ mod error;
 mod exit;
 pub mod keep;
 mod keeper;
+mod kinds;
 mod listener;
 mod mailbox;
 mod options;
@@ -118,6 +119,762 @@ pub use options::{
 pub use registry::whereis;
 pub use server::{InitError, Server, Tracked};
 
+pub use kinds::{ServerKind, servers};
+
+/// Turns the `impl` block of a state struct into a server: its message enums, its typed client and
+/// its [`Server`] impl, from one attribute.
+///
+/// The struct *is* the state. Each method marked with a handler attribute handles one kind of
+/// message; every other method stays an ordinary method.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// /// The state: a plain struct.
+/// #[derive(Clone, Debug, Default)]
+/// pub struct Counter {
+///     count: u64,
+/// }
+///
+/// /// A raw message.
+/// #[derive(Debug)]
+/// pub struct Tick;
+///
+/// #[peeper::server]
+/// impl Counter {
+///     /// Runs at every start of the worker: the first time with the initial state,
+///     /// after a crash with the preserved state (`ctx.incarnation() > 0`).
+///     #[init]
+///     async fn init(&mut self, ctx: &mut peeper::Context<Self>) {
+///         println!("incarnation {}", ctx.incarnation());
+///     }
+///
+///     /// The current count.
+///     #[call]
+///     fn get(&self) -> u64 {
+///         self.count
+///     }
+///
+///     /// Adds `by` and returns the new count.
+///     #[call]
+///     async fn add(&mut self, by: u64) -> u64 {
+///         self.count += by;
+///         self.count
+///     }
+///
+///     /// Adds one.
+///     #[cast]
+///     fn inc(&mut self) {
+///         self.count += 1
+///     }
+///
+///     /// Raw ("info") messages, sent with `send`, may carry any owned type.
+///     #[info]
+///     fn tick(&mut self, tick: Tick, ctx: &mut peeper::Context<Self>) {
+///         println!("{tick:?} in incarnation {}", ctx.incarnation());
+///     }
+///
+///     /// Runs on a normal stop and when the branch gives up after too many restarts.
+///     #[terminate]
+///     fn terminate(&mut self, reason: &peeper::Exit) {
+///         println!("stopped: {reason}");
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let counter: CounterClient = Counter::start(Counter::default()).await?;
+/// counter.inc()?;                                    // a cast: never waits
+/// assert_eq!(counter.add(2).await?, 3);              // a call: waits for the reply
+/// counter.send(Tick)?;                               // `From<Tick> for CounterInfo`
+/// assert_eq!(counter.with_timeout(Duration::from_millis(100)).get().await?, 3);
+/// counter.after(Duration::from_millis(10)).inc()?;  // a delayed cast
+/// counter.stop().await?;                             // `#[terminate]` runs
+/// # Ok(()) }
+/// ```
+///
+/// # Handlers
+///
+/// | attribute | receiver | arguments | returns | on the client |
+/// |---|---|---|---|---|
+/// | `#[call]` | `&self` or `&mut self` | owned values | the reply, any owned type | `async fn get(&self, ..) -> Result<Reply, CallError>` |
+/// | `#[cast]` | `&self` or `&mut self` | owned values | `()`, or `Result<(), E>` | `fn inc(&self, ..) -> Result<(), SendError>` |
+/// | `#[info]` | `&self` or `&mut self` | owned values | `()`, or `Result<(), E>` | `fn send(&self, impl Into<CounterInfo>)` |
+/// | `#[init]`, at most one | `&mut self` | none | `()`, or `Result<(), E>` | (runs before `start` returns) |
+/// | `#[terminate]`, at most one | `&mut self` | `reason: &peeper::Exit`, optional | `()` | (runs on `stop`) |
+///
+/// - Any handler may be `async`, and may take `ctx: &mut peeper::Context<Self>` at any position
+///   (recognised by its type: a path ending in `Context<Self>` or `Context<Counter>`).
+/// - Arguments are moved into the message, so they are owned: `String`, not `&str`. A reply is sent
+///   to another task, so it is owned too.
+/// - A `#[call]` returning `Result<T, E>` answers with the whole `Result`: an `Err` is a reply like
+///   any other, not a crash. An `Err` from a `#[cast]` or `#[info]` (`E: Display`) is a crash, since
+///   nobody waits for it; so is an `Err` from `#[init]` (`E: Into<InitError>`), which at the first
+///   start fails [`Builder::start`] with [`StartError::Init`].
+/// - `&self` handlers read the state through `Deref` and the worker then keeps nothing: they never
+///   copy the state, whatever the keep strategy. `&mut self` handlers get it through `DerefMut`,
+///   which marks it changed, and the worker keeps it before replying (see [`Tracked`] and [`keep`]).
+/// - Doc comments and `#[cfg]` on a handler are carried onto its variant, its match arm and its
+///   client methods; `#[cfg]` on the `impl` block applies to everything generated.
+///
+/// # What is generated
+///
+/// For `impl Counter` (the names derive from the type's):
+///
+/// - `CounterCall`, `CounterCast`, `CounterInfo`: public enums, one variant per handler in
+///   UpperCamelCase (`add_item` becomes `AddItem`), whose fields are the handler's arguments.
+///   `CounterInfo` gets a `From<T>` for each `#[info]` handler taking a single argument of a type
+///   `T` no other such handler takes, and that names no generic parameter of the server.
+/// - `CounterClient`: the typed client, `Clone + Send + Sync`, as cheap to clone as a
+///   [`Client<Counter>`](Client) (which it wraps, adding no cost: every method is an inlined call
+///   of the generic one), valid across crashes and restarts. Besides one method per handler it has
+///   `with_timeout(d)` (the calls, with another timeout than 5 s), `after(d)` (the casts and
+///   `send`, delayed, returning a [`Timer`]), `branch()`, `stop()`, `whereis(name)`, `inner()` and
+///   `into_inner()` (the generic client), and `From<Client<Counter>>`.
+/// - `impl peeper::Server for Counter`: the dispatch, with `type Keep` from the `keep` option.
+/// - `Counter::start(state)`, `Counter::builder(state)` and `Counter::whereis(name)`, inherent
+///   functions that return the typed client (they take precedence over [`Server::start`] and
+///   [`Server::builder`], which return the generic one).
+/// - A registration in [`servers()`] (not for generic servers: a registration is a `static`, and a
+///   `static` cannot be generic).
+/// - `CounterReply`, hidden: [`Server::Reply`] is one type, and the client unpacks it.
+///
+/// So a handler may not be named `start`, `builder` or `whereis` (any method of the block), nor
+/// `send`, `with_timeout`, `after`, `branch`, `stop`, `inner`, `into_inner` or `clone` (handlers
+/// that get a client method). The generated items are `pub`, so that they are at least as visible
+/// as the server whatever its visibility; the generated code allows `private_interfaces` for the
+/// case of a private server or argument type.
+///
+/// # Options
+///
+/// - `keep = snapshot` (the default, needs `Clone`), `keep = projection` (what
+///   [`keep::Project`] keeps, which [`#[derive(peeper::State)]`](State) writes), or
+///   `keep = in_place` (no copy; a crashing handler's partial changes stay). See [`keep`].
+/// - `crate = path`: where the runtime is, when it is not `::peeper` (a renamed dependency, or a
+///   crate that re-exports it): `#[peeper::server(crate = ::my_runtime::peeper)]`.
+///
+/// # Generic servers
+///
+/// ```
+/// use std::fmt::Debug;
+///
+/// #[derive(Clone, Debug)]
+/// pub struct Queue<T> {
+///     items: Vec<T>,
+/// }
+///
+/// #[peeper::server]
+/// impl<T> Queue<T>
+/// where
+///     T: Clone + Debug + Send + Sync + 'static,
+/// {
+///     #[cast]
+///     fn push(&mut self, item: T) {
+///         self.items.push(item);
+///     }
+///
+///     #[call]
+///     fn pop(&mut self) -> Option<T> {
+///         self.items.pop()
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let queue: QueueClient<String> = Queue::start(Queue { items: Vec::new() }).await?;
+/// queue.push("job".to_owned())?;
+/// assert_eq!(queue.pop().await?, Some("job".to_owned()));
+/// # Ok(()) }
+/// ```
+///
+/// # Mistakes are compile errors
+///
+/// A handler with two attributes, `self` by value, no receiver, a reference or `impl Trait`
+/// argument, a pattern argument, a generic or `unsafe` or `extern` handler, two `#[init]`,
+/// `#[init]` with arguments, a `#[terminate]` with another signature, a context of the wrong type,
+/// a name that clashes with a generated one, an unknown, repeated or invalid option, the attribute
+/// on a trait impl or on something else than an `impl` block: each is reported at the offending
+/// token, with how to fix it, and all of them at once. The `impl` block is still emitted next to
+/// the errors, so the rest of the crate (and an IDE) keeps seeing its methods. For instance:
+///
+/// ```text
+/// error: a message argument cannot borrow, the message outlives the caller's borrows: take `String` instead of `&str` (clone what you need, or use `Arc` to share)
+///  --> src/main.rs:9:32
+///   |
+/// 9 |     fn rename(&mut self, name: &str) {
+///   |                                ^^^^
+/// ```
+///
+/// # The expansion
+///
+/// <details><summary>What <code>#[peeper::server]</code> generates for the example above (this
+/// block compiles on its own, and a test checks that it is what the macro emits)</summary>
+///
+/// ```
+/// # #[derive(Clone, Debug, Default)]
+/// # pub struct Counter {
+/// #     count: u64,
+/// # }
+/// #
+/// # #[derive(Debug)]
+/// # pub struct Tick;
+/// #
+/// impl Counter {
+///     /// Runs at every start of the worker: the first time with the initial state,
+///     /// after a crash with the preserved state (`ctx.incarnation() > 0`).
+///     async fn init(&mut self, ctx: &mut peeper::Context<Self>) {
+///         println!("incarnation {}", ctx.incarnation());
+///     }
+///
+///     /// The current count.
+///     fn get(&self) -> u64 {
+///         self.count
+///     }
+///
+///     /// Adds `by` and returns the new count.
+///     #[allow(clippy::needless_pass_by_value)]
+///     async fn add(&mut self, by: u64) -> u64 {
+///         self.count += by;
+///         self.count
+///     }
+///
+///     /// Adds one.
+///     fn inc(&mut self) {
+///         self.count += 1
+///     }
+///
+///     /// Raw ("info") messages, sent with `send`, may carry any owned type.
+///     #[allow(clippy::needless_pass_by_value)]
+///     fn tick(&mut self, tick: Tick, ctx: &mut peeper::Context<Self>) {
+///         println!("{tick:?} in incarnation {}", ctx.incarnation());
+///     }
+///
+///     /// Runs on a normal stop and when the branch gives up after too many restarts.
+///     fn terminate(&mut self, reason: &peeper::Exit) {
+///         println!("stopped: {reason}");
+///     }
+/// }
+///
+/// /// The calls `Counter` answers: one variant per `#[call]` handler, generated by
+/// /// `#[peeper::server]`.
+/// ///
+/// /// Each has a method on [`CounterClient`] that sends it and waits for the reply; it can also be
+/// /// sent with `peeper::Client::call`.
+/// #[allow(private_interfaces, private_bounds)]
+/// pub enum CounterCall {
+///     /// The current count.
+///     Get,
+///     /// Adds `by` and returns the new count.
+///     Add {
+///         /// The `by` argument of `add`.
+///         by: u64,
+///     },
+/// }
+///
+/// /// The replies of `Counter`'s calls, one variant per `#[call]` handler (`peeper::Server::Reply`
+/// /// is one type). [`CounterClient`] unpacks them; nothing else needs to name this type.
+/// #[doc(hidden)]
+/// #[allow(private_interfaces, private_bounds)]
+/// pub enum CounterReply {
+///     /// The reply of `get`.
+///     Get(u64),
+///     /// The reply of `add`.
+///     Add(u64),
+/// }
+///
+/// /// The casts `Counter` handles: one variant per `#[cast]` handler, generated by
+/// /// `#[peeper::server]`.
+/// ///
+/// /// Each has a method on [`CounterClient`] that queues it without waiting; it can also be sent
+/// /// with `peeper::Client::cast`.
+/// #[allow(private_interfaces, private_bounds)]
+/// pub enum CounterCast {
+///     /// Adds one.
+///     Inc,
+/// }
+///
+/// /// The raw ("info") messages `Counter` handles: one variant per `#[info]` handler, generated by
+/// /// `#[peeper::server]`.
+/// ///
+/// /// Send them with [`CounterClient::send`], which takes anything that converts into this type:
+/// /// every `#[info]` handler with a single argument gets a `From` conversion from that argument's
+/// /// type (unless two handlers share the type, or it involves a generic parameter of the server).
+/// #[allow(private_interfaces, private_bounds)]
+/// pub enum CounterInfo {
+///     /// Raw ("info") messages, sent with `send`, may carry any owned type.
+///     Tick {
+///         /// The `tick` argument of `tick`.
+///         tick: Tick,
+///     },
+/// }
+///
+/// impl ::core::convert::From<Tick> for CounterInfo {
+///     #[inline]
+///     fn from(tick: Tick) -> Self {
+///         Self::Tick { tick }
+///     }
+/// }
+///
+/// /// Generated by `#[peeper::server]` from the handlers of `impl Counter`.
+/// impl ::peeper::Server for Counter {
+///     type Call = CounterCall;
+///     type Reply = CounterReply;
+///     type Cast = CounterCast;
+///     type Info = CounterInfo;
+///     type Keep = ::peeper::keep::Snapshot;
+///     async fn init(
+///         __state: &mut ::peeper::Tracked<Self>,
+///         __ctx: &mut ::peeper::Context<Self>,
+///     ) -> ::core::result::Result<(), ::peeper::InitError> {
+///         Self::init(&mut **__state, __ctx).await;
+///         ::core::result::Result::Ok(())
+///     }
+///
+///     async fn handle_call(
+///         __state: &mut ::peeper::Tracked<Self>,
+///         __call: CounterCall,
+///         __ctx: &mut ::peeper::Context<Self>,
+///     ) -> CounterReply {
+///         match __call {
+///             CounterCall::Get => CounterReply::Get(Self::get(&**__state)),
+///             CounterCall::Add { by: __arg0 } => {
+///                 CounterReply::Add(Self::add(&mut **__state, __arg0).await)
+///             }
+///         }
+///     }
+///
+///     async fn handle_cast(
+///         __state: &mut ::peeper::Tracked<Self>,
+///         __cast: CounterCast,
+///         __ctx: &mut ::peeper::Context<Self>,
+///     ) {
+///         match __cast {
+///             CounterCast::Inc => {
+///                 Self::inc(&mut **__state);
+///             }
+///         }
+///     }
+///
+///     async fn handle_info(
+///         __state: &mut ::peeper::Tracked<Self>,
+///         __info: CounterInfo,
+///         __ctx: &mut ::peeper::Context<Self>,
+///     ) {
+///         match __info {
+///             CounterInfo::Tick { tick: __arg0 } => {
+///                 Self::tick(&mut **__state, __arg0, __ctx);
+///             }
+///         }
+///     }
+///
+///     async fn terminate(
+///         &mut self,
+///         __reason: &::peeper::Exit,
+///         __ctx: &mut ::peeper::Context<Self>,
+///     ) {
+///         Self::terminate(self, __reason);
+///     }
+/// }
+///
+/// impl Counter {
+///     /// Starts a `Counter` server from `state` with the default options, and returns its typed
+///     /// client once the first `#[init]` has completed.
+///     ///
+///     /// The same as `Counter::builder(state).start()`; generated by `#[peeper::server]`.
+///     ///
+///     /// # Errors
+///     ///
+///     /// `peeper::StartError::Init` if `#[init]` failed or panicked.
+///     pub async fn start(
+///         state: Self,
+///     ) -> ::core::result::Result<CounterClient, ::peeper::StartError> {
+///         ::peeper::Builder::<Self, CounterClient>::new(state)
+///             .start()
+///             .await
+///     }
+///
+///     /// A `peeper::Builder` to start a `Counter` server from `state` with options (a name,
+///     /// restart intensity, a listener, ...); its `start` returns a [`CounterClient`]. Generated
+///     /// by `#[peeper::server]`.
+///     pub fn builder(state: Self) -> ::peeper::Builder<Self, CounterClient> {
+///         ::peeper::Builder::new(state)
+///     }
+///
+///     /// The client of the running `Counter` registered as `name` (with `builder(..).name(..)`),
+///     /// if any. Generated by `#[peeper::server]`.
+///     #[must_use]
+///     pub fn whereis(name: &str) -> ::core::option::Option<CounterClient> {
+///         ::core::option::Option::map(::peeper::whereis::<Self>(name), CounterClient)
+///     }
+/// }
+///
+/// /// The typed client of a running `Counter`, generated by `#[peeper::server]`: one method per
+/// /// handler.
+/// ///
+/// /// - `#[call]` handlers: `async` methods that wait for the reply (up to 5 s; see
+/// ///   [`with_timeout`](CounterClient::with_timeout)) and return `Result<Reply,
+/// ///   peeper::CallError>`;
+/// /// - `#[cast]` handlers: plain methods that queue the message and return at once, `Result<(),
+/// ///   peeper::SendError>` (delayed: [`after`](CounterClient::after));
+/// /// - `#[info]` handlers: [`send`](CounterClient::send).
+/// ///
+/// /// Cheap to clone, `Send + Sync`, and valid across crashes and restarts of the server. It wraps
+/// /// a `peeper::Client`, which [`inner`](CounterClient::inner) gives back, and adds nothing to
+/// /// its cost.
+/// #[allow(private_interfaces, private_bounds)]
+/// pub struct CounterClient(::peeper::Client<Counter>);
+/// impl ::core::clone::Clone for CounterClient {
+///     #[inline]
+///     fn clone(&self) -> Self {
+///         Self(::core::clone::Clone::clone(&self.0))
+///     }
+/// }
+///
+/// impl ::core::fmt::Debug for CounterClient {
+///     fn fmt(&self, __f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+///         __f.debug_tuple("CounterClient").field(&self.0).finish()
+///     }
+/// }
+///
+/// impl ::core::convert::From<::peeper::Client<Counter>> for CounterClient {
+///     #[inline]
+///     fn from(client: ::peeper::Client<Counter>) -> Self {
+///         Self(client)
+///     }
+/// }
+///
+/// impl CounterClient {
+///     /// The current count.
+///     ///
+///     /// # Errors
+///     ///
+///     /// `peeper::CallError::Crashed` if the handler panicked (the state is then the one before
+///     /// this call), `Timeout` if no reply came within 5 s, `Stopped` if the server has stopped.
+///     #[inline]
+///     #[allow(unreachable_patterns)]
+///     pub async fn get(&self) -> ::core::result::Result<u64, ::peeper::CallError> {
+///         let __message = CounterCall::Get;
+///         match self.0.call(__message).await {
+///             ::core::result::Result::Ok(CounterReply::Get(__reply)) => {
+///                 ::core::result::Result::Ok(__reply)
+///             }
+///             ::core::result::Result::Ok(_) => ::core::unreachable!(
+///                 "the worker answers `CounterCall::Get` with `CounterReply::Get`"
+///             ),
+///             ::core::result::Result::Err(__error) => ::core::result::Result::Err(__error),
+///         }
+///     }
+///
+///     /// Adds `by` and returns the new count.
+///     ///
+///     /// # Errors
+///     ///
+///     /// `peeper::CallError::Crashed` if the handler panicked (the state is then the one before
+///     /// this call), `Timeout` if no reply came within 5 s, `Stopped` if the server has stopped.
+///     #[inline]
+///     #[allow(unreachable_patterns)]
+///     pub async fn add(&self, by: u64) -> ::core::result::Result<u64, ::peeper::CallError> {
+///         let __message = CounterCall::Add { by };
+///         match self.0.call(__message).await {
+///             ::core::result::Result::Ok(CounterReply::Add(__reply)) => {
+///                 ::core::result::Result::Ok(__reply)
+///             }
+///             ::core::result::Result::Ok(_) => ::core::unreachable!(
+///                 "the worker answers `CounterCall::Add` with `CounterReply::Add`"
+///             ),
+///             ::core::result::Result::Err(__error) => ::core::result::Result::Err(__error),
+///         }
+///     }
+///
+///     /// Adds one.
+///     ///
+///     /// # Errors
+///     ///
+///     /// `peeper::SendError::Stopped` if the server has stopped.
+///     #[inline]
+///     pub fn inc(&self) -> ::core::result::Result<(), ::peeper::SendError> {
+///         self.0.cast(CounterCast::Inc)
+///     }
+///
+///     /// Queues a raw (`#[info]`) message, without waiting: a [`CounterInfo`], or the argument of
+///     /// an `#[info]` handler that takes one.
+///     ///
+///     /// # Errors
+///     ///
+///     /// `peeper::SendError::Stopped` if the server has stopped.
+///     #[inline]
+///     pub fn send(
+///         &self,
+///         message: impl ::core::convert::Into<CounterInfo>,
+///     ) -> ::core::result::Result<(), ::peeper::SendError> {
+///         self.0.send(message)
+///     }
+///
+///     /// The call methods, with a timeout other than the default 5 s:
+///     /// `client.with_timeout(Duration::from_secs(1)).some_call(..).await`.
+///     #[inline]
+///     pub fn with_timeout(&self, timeout: ::core::time::Duration) -> CounterWithTimeout<'_> {
+///         CounterWithTimeout {
+///             client: &self.0,
+///             timeout,
+///         }
+///     }
+///
+///     /// The cast methods and `send`, delivering after `delay` (the counterpart of
+///     /// `Process.send_after/3`): `client.after(Duration::from_secs(1)).some_cast(..)`.
+///     #[inline]
+///     pub fn after(&self, delay: ::core::time::Duration) -> CounterAfter<'_> {
+///         CounterAfter {
+///             client: &self.0,
+///             delay,
+///         }
+///     }
+///
+///     /// The server's branch: its tasks, restarts, `kill_worker`, waiting for restarts.
+///     #[inline]
+///     #[must_use]
+///     pub fn branch(&self) -> &::peeper::Branch {
+///         self.0.branch()
+///     }
+///
+///     /// Stops the server normally: every message queued before is handled, `#[terminate]`
+///     /// runs, the name is freed. Resolves once all of that is done.
+///     ///
+///     /// # Errors
+///     ///
+///     /// `peeper::StopError::AlreadyStopped` if the server had already stopped.
+///     pub async fn stop(&self) -> ::core::result::Result<(), ::peeper::StopError> {
+///         self.0.stop().await
+///     }
+///
+///     /// The client of the running `Counter` registered as `name`, if any.
+///     #[must_use]
+///     pub fn whereis(name: &str) -> ::core::option::Option<Self> {
+///         ::core::option::Option::map(::peeper::whereis::<Counter>(name), Self)
+///     }
+///
+///     /// The generic `peeper::Client` this typed client wraps.
+///     #[inline]
+///     #[must_use]
+///     pub fn inner(&self) -> &::peeper::Client<Counter> {
+///         &self.0
+///     }
+///
+///     /// The generic `peeper::Client` this typed client wraps.
+///     #[inline]
+///     #[must_use]
+///     pub fn into_inner(self) -> ::peeper::Client<Counter> {
+///         self.0
+///     }
+/// }
+///
+/// /// The calls of a [`CounterClient`] with a timeout, from [`CounterClient::with_timeout`].
+/// /// Generated by `#[peeper::server]`.
+/// #[must_use = "these methods send nothing until one of them is called"]
+/// #[allow(private_interfaces, private_bounds)]
+/// pub struct CounterWithTimeout<'client> {
+///     client: &'client ::peeper::Client<Counter>,
+///     timeout: ::core::time::Duration,
+/// }
+///
+/// impl<'client> CounterWithTimeout<'client> {
+///     /// The current count.
+///     ///
+///     /// # Errors
+///     ///
+///     /// `peeper::CallError::Crashed` if the handler panicked (the state is then the one before
+///     /// this call), `Timeout` if no reply came within the timeout, `Stopped` if the server has
+///     /// stopped.
+///     #[inline]
+///     #[allow(unreachable_patterns)]
+///     pub async fn get(&self) -> ::core::result::Result<u64, ::peeper::CallError> {
+///         let __message = CounterCall::Get;
+///         match self.client.call_timeout(__message, self.timeout).await {
+///             ::core::result::Result::Ok(CounterReply::Get(__reply)) => {
+///                 ::core::result::Result::Ok(__reply)
+///             }
+///             ::core::result::Result::Ok(_) => ::core::unreachable!(
+///                 "the worker answers `CounterCall::Get` with `CounterReply::Get`"
+///             ),
+///             ::core::result::Result::Err(__error) => ::core::result::Result::Err(__error),
+///         }
+///     }
+///
+///     /// Adds `by` and returns the new count.
+///     ///
+///     /// # Errors
+///     ///
+///     /// `peeper::CallError::Crashed` if the handler panicked (the state is then the one before
+///     /// this call), `Timeout` if no reply came within the timeout, `Stopped` if the server has
+///     /// stopped.
+///     #[inline]
+///     #[allow(unreachable_patterns)]
+///     pub async fn add(&self, by: u64) -> ::core::result::Result<u64, ::peeper::CallError> {
+///         let __message = CounterCall::Add { by };
+///         match self.client.call_timeout(__message, self.timeout).await {
+///             ::core::result::Result::Ok(CounterReply::Add(__reply)) => {
+///                 ::core::result::Result::Ok(__reply)
+///             }
+///             ::core::result::Result::Ok(_) => ::core::unreachable!(
+///                 "the worker answers `CounterCall::Add` with `CounterReply::Add`"
+///             ),
+///             ::core::result::Result::Err(__error) => ::core::result::Result::Err(__error),
+///         }
+///     }
+/// }
+///
+/// impl<'client> ::core::clone::Clone for CounterWithTimeout<'client> {
+///     #[inline]
+///     fn clone(&self) -> Self {
+///         CounterWithTimeout {
+///             client: self.client,
+///             timeout: self.timeout,
+///         }
+///     }
+/// }
+///
+/// impl<'client> ::core::fmt::Debug for CounterWithTimeout<'client> {
+///     fn fmt(&self, __f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+///         __f.debug_struct("CounterWithTimeout")
+///             .field("client", self.client)
+///             .field("timeout", &self.timeout)
+///             .finish()
+///     }
+/// }
+///
+/// /// The casts and raw messages of a [`CounterClient`], delivered after a delay, from
+/// /// [`CounterClient::after`]. Generated by `#[peeper::server]`.
+/// #[must_use = "these methods send nothing until one of them is called"]
+/// #[allow(private_interfaces, private_bounds)]
+/// pub struct CounterAfter<'client> {
+///     client: &'client ::peeper::Client<Counter>,
+///     delay: ::core::time::Duration,
+/// }
+///
+/// impl<'client> CounterAfter<'client> {
+///     /// Adds one.
+///     ///
+///     /// # Errors
+///     ///
+///     /// `peeper::SendError::Stopped` if the server has already stopped; a server that stops
+///     /// during the delay drops the message.
+///     #[inline]
+///     pub fn inc(&self) -> ::core::result::Result<::peeper::Timer, ::peeper::SendError> {
+///         self.client.cast_after(self.delay, CounterCast::Inc)
+///     }
+///
+///     /// Queues a raw (`#[info]`) message after the delay.
+///     ///
+///     /// # Errors
+///     ///
+///     /// `peeper::SendError::Stopped` if the server has already stopped; a server that stops
+///     /// during the delay drops the message.
+///     #[inline]
+///     pub fn send(
+///         &self,
+///         message: impl ::core::convert::Into<CounterInfo>,
+///     ) -> ::core::result::Result<::peeper::Timer, ::peeper::SendError> {
+///         self.client.send_after(self.delay, message)
+///     }
+/// }
+///
+/// impl<'client> ::core::clone::Clone for CounterAfter<'client> {
+///     #[inline]
+///     fn clone(&self) -> Self {
+///         CounterAfter {
+///             client: self.client,
+///             delay: self.delay,
+///         }
+///     }
+/// }
+///
+/// impl<'client> ::core::fmt::Debug for CounterAfter<'client> {
+///     fn fmt(&self, __f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+///         __f.debug_struct("CounterAfter")
+///             .field("client", self.client)
+///             .field("delay", &self.delay)
+///             .finish()
+///     }
+/// }
+///
+/// ::peeper::__private::inventory::submit! {
+///     ::peeper::ServerKind::__new(
+///         "Counter",
+///         ::core::module_path!(),
+///         ::core::any::type_name::<Counter>,
+///         ::core::any::TypeId::of::<Counter>,
+///         ::peeper::__private::branch_named::<Counter>,
+///     )
+/// }
+/// #
+/// # fn main() {}
+/// ```
+///
+/// </details>
+pub use peeper_macros::server;
+
+/// Declares what a server's state keeps across a crash, on the state struct itself: implements
+/// [`keep::Project`] for `#[peeper::server(keep = projection)]`.
+///
+/// Every field is kept (cloned after each handler that changed the state) unless marked
+/// `#[keep(skip)]`: a skipped field is neither kept nor persisted, and after a crash it is rebuilt
+/// with `Default::default()`, or by calling the function given with
+/// `#[keep(skip, with = path::to_fn)]`, before `#[init]` runs. Use it for what is large and
+/// derivable (a cache, an index) or cannot be cloned (a connection).
+///
+/// ```
+/// fn reconnect() -> String {
+///     "connected again".to_owned()
+/// }
+///
+/// #[derive(Debug, Default, peeper::State)]
+/// pub struct Session {
+///     user: String,
+///     cart: Vec<String>,
+///     #[keep(skip)] // ephemeral: not kept, rebuilt with `Default` before `#[init]` runs
+///     views: u64,
+///     #[keep(skip, with = reconnect)]
+///     connection: String,
+/// }
+///
+/// #[peeper::server(keep = projection)]
+/// impl Session {
+///     #[cast]
+///     fn add(&mut self, item: String) {
+///         self.cart.push(item);
+///     }
+///
+///     #[call]
+///     fn view(&mut self) -> (Vec<String>, u64, String) {
+///         self.views += 1;
+///         (self.cart.clone(), self.views, self.connection.clone())
+///     }
+///
+///     #[call]
+///     fn crash(&mut self) {
+///         panic!("lost the connection");
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let session = Session::start(Session { user: "ada".into(), ..Session::default() }).await?;
+/// session.add("book".into())?;
+/// assert_eq!(session.view().await?, (vec!["book".to_owned()], 1, String::new()));
+/// assert!(session.crash().await.is_err());
+/// // The cart was kept; the skipped fields were rebuilt.
+/// assert_eq!(session.view().await?, (vec!["book".to_owned()], 1, "connected again".to_owned()));
+/// # Ok(()) }
+/// ```
+///
+/// The kept fields are held in a generated `SessionKept` struct (hidden) with the same generics;
+/// each type parameter of the state must be `Clone + Send + Sync + 'static`. On the struct,
+/// `#[keep(crate = path)]` names the runtime crate when it is not `::peeper`.
+///
+/// A tuple struct, an enum or a union, an unknown option in `#[keep(..)]`, and `with` on a field
+/// that is not skipped are compile errors.
+pub use peeper_macros::State;
+
 /// What generated code needs, re-exported so that users never depend on it themselves.
 /// Not part of the public API: it changes without notice.
 #[doc(hidden)]
@@ -125,4 +882,6 @@ pub mod __private {
     pub use futures;
     pub use inventory;
     pub use tokio;
+
+    pub use crate::kinds::{CastOutput, InitErrorOutput, InitOutput, branch_named};
 }

@@ -430,7 +430,11 @@ async fn handler_crashes_are_never_a_crash_loop() {
         .unwrap();
     for round in 0..5 {
         let crash = counter.call(CounterCall::Panic("again")).await;
-        assert_eq!(crash, Err(CallError::Crashed(panicked("again"))), "round {round}");
+        assert_eq!(
+            crash,
+            Err(CallError::Crashed(panicked("again"))),
+            "round {round}"
+        );
     }
     assert_eq!(counter.get().await, Ok(7));
     assert_eq!(counter.branch().restarts(), 5);

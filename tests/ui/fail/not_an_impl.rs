@@ -1,0 +1,5 @@
+#[peeper::server]
+#[derive(Clone)]
+struct Counter(u64);
+
+fn main() {}

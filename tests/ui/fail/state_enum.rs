@@ -1,0 +1,7 @@
+#[derive(Clone, peeper::State)]
+enum Session {
+    Anonymous,
+    User(String),
+}
+
+fn main() {}

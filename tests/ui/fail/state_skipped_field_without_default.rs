@@ -1,0 +1,10 @@
+struct Connection;
+
+#[derive(peeper::State)]
+struct Session {
+    user: String,
+    #[keep(skip)]
+    connection: Connection,
+}
+
+fn main() {}

@@ -1,0 +1,13 @@
+#[derive(Clone)]
+struct Counter(u64);
+
+#[peeper::server]
+impl Counter {
+    #[call]
+    #[cast]
+    fn get(&self) -> u64 {
+        self.0
+    }
+}
+
+fn main() {}
