@@ -1,79 +1,75 @@
 //! A counter that crashes on purpose and keeps its count.
 //!
-//! Run it with `cargo run --example counter`.
+//! Run it with `cargo run --example counter`; add `RUST_LOG=peeper=info` to see peeper's own
+//! lifecycle events.
 
-use peeper::{CallError, Context, Exit, Server, Tracked};
+use peeper::{CallError, Exit};
 
 /// The state: the struct *is* the server.
 #[derive(Clone, Debug, Default)]
-struct Counter {
+pub struct Counter {
     count: u64,
 }
 
-/// The calls the counter answers.
-enum Call {
-    Get,
-    /// Adds to the count, then panics: the change must not be kept.
-    AddThenPanic(u64),
-}
-
-impl Server for Counter {
-    type Call = Call;
-    type Reply = u64;
-    type Cast = u64;
-    type Info = ();
-    type Keep = peeper::keep::Snapshot;
-
-    async fn init(
-        state: &mut Tracked<Self>,
-        ctx: &mut Context<Self>,
-    ) -> Result<(), peeper::InitError> {
+#[peeper::server]
+impl Counter {
+    /// Runs at every start of a worker, on the kept state after a crash.
+    #[init]
+    fn init(&mut self, ctx: &mut peeper::Context<Self>) {
         println!(
             "  [worker {}] init with count = {}",
             ctx.incarnation(),
-            state.count
+            self.count
         );
-        Ok(())
     }
 
-    async fn handle_call(state: &mut Tracked<Self>, call: Call, _: &mut Context<Self>) -> u64 {
-        match call {
-            Call::Get => state.count,
-            Call::AddThenPanic(by) => {
-                state.count += by;
-                panic!("the counter refuses to count to {}", state.count);
-            }
-        }
+    /// The current count: a `&self` handler, so the state is never copied for it.
+    #[call]
+    fn get(&self) -> u64 {
+        self.count
     }
 
-    async fn handle_cast(state: &mut Tracked<Self>, by: u64, _: &mut Context<Self>) {
-        state.count += by;
+    /// Adds to the count, then panics: the change must not be kept.
+    #[call]
+    fn add_then_panic(&mut self, by: u64) -> u64 {
+        self.count += by;
+        panic!("the counter refuses to count to {}", self.count);
+    }
+
+    /// Adds one; nobody waits for it.
+    #[cast]
+    fn inc(&mut self) {
+        self.count += 1;
+    }
+
+    #[terminate]
+    fn terminate(&mut self, reason: &Exit) {
+        println!("  [terminate] {reason}, count = {}", self.count);
     }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Silence the default panic report: the crash below is on purpose and the caller hears of it.
-    // `RUST_LOG=peeper=info cargo run --example counter` shows peeper's own lifecycle events.
     std::panic::set_hook(Box::new(|_| {}));
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
 
-    println!("starting a counter");
+    println!("starting a counter named \"counter\"");
     let counter = Counter::builder(Counter::default())
         .name("counter")
         .start()
         .await?;
 
     for _ in 0..3 {
-        counter.cast(1)?;
+        counter.inc()?;
     }
-    println!("after 3 casts: count = {}", counter.call(Call::Get).await?);
+    println!("after 3 casts: count = {}", counter.get().await?);
 
     println!("crashing it with a handler that adds 100 and panics");
     let restarted = counter.branch().next_restart();
-    match counter.call(Call::AddThenPanic(100)).await {
+    match counter.add_then_panic(100).await {
         Err(CallError::Crashed(Exit::Panicked { message })) => {
             println!("  the caller was told: {message}")
         }
@@ -82,31 +78,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     restarted.await?;
     println!(
         "after the crash: count = {} (the +100 was not kept)",
-        counter.call(Call::Get).await?
+        counter.get().await?
     );
 
     println!("2 casts, then the worker is killed at once (handled or still queued, none is lost)");
-    counter.cast(1)?;
-    counter.cast(1)?;
+    counter.inc()?;
+    counter.inc()?;
     let restarted = counter.branch().next_restart();
     counter.branch().kill_worker()?;
     let incarnation = restarted.await?;
     println!(
         "after the kill: count = {} (worker incarnation {incarnation})",
-        counter.call(Call::Get).await?
+        counter.get().await?
     );
 
-    let same = peeper::whereis::<Counter>("counter").ok_or("the name is registered")?;
+    let same = Counter::whereis("counter").ok_or("the name is registered")?;
     println!(
         "found by name: count = {}, restarts = {}",
-        same.call(Call::Get).await?,
+        same.get().await?,
         same.branch().restarts()
     );
 
     counter.stop().await?;
     println!(
         "stopped; the name is free again: {}",
-        peeper::whereis::<Counter>("counter").is_none()
+        Counter::whereis("counter").is_none()
     );
     Ok(())
 }

@@ -3,24 +3,19 @@
 //!
 //! Run it with `cargo run --example dont_lose`.
 
-use peeper::{Context, Server, Tracked};
-
 #[derive(Clone, Debug, Default)]
-struct Counter(u64);
+pub struct Counter(u64);
 
-impl Server for Counter {
-    type Call = ();
-    type Reply = u64;
-    type Cast = ();
-    type Info = ();
-    type Keep = peeper::keep::Snapshot;
-
-    async fn handle_call(state: &mut Tracked<Self>, (): (), _: &mut Context<Self>) -> u64 {
-        state.0
+#[peeper::server]
+impl Counter {
+    #[call]
+    fn get(&self) -> u64 {
+        self.0
     }
 
-    async fn handle_cast(state: &mut Tracked<Self>, (): (), _: &mut Context<Self>) {
-        state.0 += 1;
+    #[cast]
+    fn inc(&mut self) {
+        self.0 += 1;
     }
 }
 
@@ -29,15 +24,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let counter = Counter::start(Counter::default()).await?;
     for cycle in 1..=3 {
         for _ in 0..3 {
-            counter.cast(())?;
-            println!("{}", counter.call(()).await?);
+            counter.inc()?;
+            println!("{}", counter.get().await?);
         }
         let restarted = counter.branch().next_restart();
         counter.branch().kill_worker()?;
         let incarnation = restarted.await?;
         println!("-- cycle {cycle}: worker killed, incarnation {incarnation} took over");
     }
-    assert_eq!(counter.call(()).await?, 9, "nothing was lost");
+    assert_eq!(counter.get().await?, 9, "nothing was lost");
     counter.stop().await?;
     Ok(())
 }
