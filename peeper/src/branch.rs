@@ -24,7 +24,12 @@ pub(crate) struct Status {
     /// Set once the branch is completely gone: `terminate` ran, the name is free, the listener
     /// heard `on_terminate`.
     pub(crate) finished: bool,
+    /// The branch is hibernating: no tasks, its state in its store.
+    pub(crate) hibernating: bool,
 }
+
+/// What revives a hibernating branch; taken (once) by the first handle that sends to it.
+pub(crate) type Wake = Box<dyn FnOnce() + Send>;
 
 /// Requests from a [`Branch`] handle to its supervisor task.
 pub(crate) enum Control {
@@ -49,6 +54,9 @@ pub(crate) struct BranchInner {
     name: Option<String>,
     pub(crate) status: watch::Sender<Status>,
     pub(crate) tasks: Mutex<Tasks>,
+    /// Whether this branch may hibernate: only then do sends take the `sleeping` lock.
+    may_sleep: bool,
+    sleeping: Mutex<Option<Wake>>,
 }
 
 /// A unique id for a branch, stable across restarts and transfers.
@@ -125,7 +133,7 @@ pub struct Branch {
 }
 
 impl Branch {
-    pub(crate) fn new(server: &'static str, name: Option<String>) -> Branch {
+    pub(crate) fn new(server: &'static str, name: Option<String>, may_sleep: bool) -> Branch {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let (status, _) = watch::channel(Status::default());
         Branch {
@@ -135,6 +143,8 @@ impl Branch {
                 name,
                 status,
                 tasks: Mutex::new(Tasks::default()),
+                may_sleep,
+                sleeping: Mutex::new(None),
             }),
         }
     }
@@ -146,6 +156,44 @@ impl Branch {
             .tasks
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The slot a hibernating branch waits in.
+    pub(crate) fn sleeping(&self) -> MutexGuard<'_, Option<Wake>> {
+        // Only an `Option` is read and written under this lock.
+        self.inner
+            .sleeping
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `send` (a send into the mailbox or the control channel) and, if the branch is
+    /// hibernating, wakes it, exactly once however many senders race.
+    ///
+    /// The send and the look at the slot happen under the slot's lock, which the supervisor also
+    /// holds while it checks that the mailbox is empty and parks the branch: so either the
+    /// supervisor sees this message and stays awake, or this sender sees the parked branch and
+    /// wakes it. No message can fall between the two.
+    pub(crate) fn send_waking<T>(&self, send: impl FnOnce() -> T) -> T {
+        if !self.inner.may_sleep {
+            return send();
+        }
+        let (sent, wake) = {
+            let mut slot = self.sleeping();
+            (send(), slot.take())
+        };
+        if let Some(wake) = wake {
+            wake();
+        }
+        sent
+    }
+
+    /// `true` while the branch hibernates (see
+    /// [`Builder::idle_after`](crate::Builder::idle_after)): it has no tasks and its state is in
+    /// its store; any message revives it.
+    #[must_use]
+    pub fn is_hibernating(&self) -> bool {
+        self.inner.status.borrow().hibernating
     }
 
     /// This branch's id.
@@ -263,10 +311,10 @@ impl Branch {
         // Checked before sending: once sent, the command may end the branch at once (on another
         // thread), and that is this command's success, not a sign it came too late.
         let sent = self.is_running()
-            && match &self.tasks().control {
+            && self.send_waking(|| match &self.tasks().control {
                 Some(tx) => tx.send(control).is_ok(),
                 None => false,
-            };
+            });
         if sent {
             Ok(())
         } else {
@@ -274,8 +322,8 @@ impl Branch {
         }
     }
 
-    /// Resolves once the *next* restart (or transfer) has completed its `init`, with the new
-    /// incarnation, or with the exit if the branch ends first.
+    /// Resolves once the *next* restart (or transfer, or revival from hibernation) has completed
+    /// its `init`, with the new incarnation, or with the exit if the branch ends first.
     ///
     /// The point of comparison is taken when this method is called, not when the future is first
     /// polled: call it before causing the restart, then await it. This is how tests wait for a

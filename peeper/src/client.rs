@@ -69,8 +69,8 @@ impl<S: Server> Client<S> {
         timeout: Duration,
     ) -> Result<S::Reply, CallError> {
         let (reply, answer) = oneshot::channel();
-        self.mailbox
-            .send(Envelope::Call { call, reply })
+        self.branch
+            .send_waking(|| self.mailbox.send(Envelope::Call { call, reply }))
             .map_err(|_| CallError::Stopped(self.branch.exit_or_normal()))?;
         match tokio::time::timeout(timeout, answer).await {
             Ok(Ok(answer)) => answer,
@@ -135,8 +135,8 @@ impl<S: Server> Client<S> {
     }
 
     pub(crate) fn enqueue(&self, envelope: Envelope<S>) -> Result<(), SendError> {
-        self.mailbox
-            .send(envelope)
+        self.branch
+            .send_waking(|| self.mailbox.send(envelope))
             .map_err(|_| SendError::Stopped(self.branch.exit_or_normal()))
     }
 
@@ -144,11 +144,11 @@ impl<S: Server> Client<S> {
         if let Some(exit) = self.branch.exit() {
             return Err(SendError::Stopped(exit));
         }
-        let mailbox = self.mailbox.clone();
+        let client = self.clone();
         let task = tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             // A branch that ended meanwhile drops the message, as a dead process would.
-            let _ = mailbox.send(envelope);
+            let _ = client.enqueue(envelope);
         });
         Ok(Timer {
             task: task.abort_handle(),

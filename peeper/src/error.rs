@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::Exit;
+use crate::store::StoreError;
 
 /// Why a call got no reply.
 ///
@@ -30,6 +31,11 @@ pub enum CallError {
     /// The branch had ended (with this exit) before the call could be handled.
     #[error("the server has stopped: {0}")]
     Stopped(Exit),
+    /// The handler completed but its state could not be written to the server's store (a full
+    /// disk, a read-only file, a lost database). The server keeps running; its state in memory is
+    /// the new one, ahead of the store until a later write succeeds.
+    #[error("the state could not be stored: {0}")]
+    Store(StoreError),
 }
 
 /// Why a cast, an info message or a delayed message could not be queued.
@@ -71,6 +77,10 @@ pub enum StartError {
     /// The [`DynamicSupervisor`](crate::DynamicSupervisor) asked to host the server has shut down.
     #[error("the dynamic supervisor has shut down")]
     SupervisorStopped,
+    /// The stored state could not be read: the store failed, or it holds corrupt data, a newer
+    /// version, or an older one that would not migrate. The stored bytes are left untouched.
+    #[error("the stored state could not be loaded: {0}")]
+    Store(StoreError),
     /// The options cannot work together; the text says which and why.
     #[error("invalid options: {0}")]
     InvalidOptions(&'static str),

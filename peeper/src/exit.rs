@@ -60,6 +60,11 @@ pub enum Exit {
     Transferred,
     /// The [`DynamicSupervisor`](crate::DynamicSupervisor) hosting the branch shut down.
     Shutdown,
+    /// A hibernating branch could not be revived: its stored state could not be loaded.
+    ReviveFailed {
+        /// Why, from the store.
+        message: String,
+    },
 }
 
 impl Exit {
@@ -118,6 +123,7 @@ impl fmt::Display for Exit {
             ),
             Exit::Transferred => f.write_str("transferred to another supervisor"),
             Exit::Shutdown => f.write_str("its dynamic supervisor shut down"),
+            Exit::ReviveFailed { message } => write!(f, "could not be revived: {message}"),
         }
     }
 }

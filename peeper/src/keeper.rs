@@ -43,6 +43,11 @@ pub(crate) struct Cell<S: Server> {
 }
 
 impl<S: Server> Cell<S> {
+    /// The mailbox, out of a cell whose state is being dropped (hibernation).
+    pub(crate) fn into_mailbox(self) -> mpsc::UnboundedReceiver<Envelope<S>> {
+        self.mailbox
+    }
+
     pub(crate) fn new(state: S, mailbox: mpsc::UnboundedReceiver<Envelope<S>>) -> Self {
         Cell {
             live: Tracked::new(state),
@@ -128,6 +133,8 @@ pub(crate) enum Event<S: Server> {
     Restart { incarnation: u64, reason: Exit },
     /// The branch ended; the worker is gone and the cell holds the last state.
     Terminate { reason: Exit },
+    /// The branch hibernates: hand the listener back without a word to it.
+    Hibernate,
 }
 
 pub(crate) type BoxedListener<S> = Box<dyn Listener<S>>;
@@ -172,6 +179,7 @@ pub(crate) async fn run<S: Server>(
                 }
                 break;
             }
+            Event::Hibernate => break,
         }
     }
     listener

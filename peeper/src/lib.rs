@@ -92,6 +92,7 @@
 mod branch;
 mod client;
 mod context;
+mod durable;
 mod dynamic;
 mod error;
 mod exit;
@@ -103,6 +104,7 @@ mod mailbox;
 mod options;
 mod registry;
 mod server;
+pub mod store;
 mod supervisor;
 mod worker;
 
@@ -115,9 +117,11 @@ pub use exit::Exit;
 pub use listener::Listener;
 pub use options::{
     Builder, CrashLoop, DEFAULT_CRASH_LOOP_AFTER, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW,
+    OnStop, WritePolicy,
 };
 pub use registry::whereis;
 pub use server::{InitError, Server, Tracked};
+pub use store::Persist;
 
 pub use kinds::{ServerKind, servers};
 

@@ -4,7 +4,9 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
 
+use crate::durable::Durable;
 use crate::keeper::BoxedListener;
+use crate::store::{Persist, Storage};
 use crate::{Client, DynamicSupervisor, Listener, Server, StartError};
 
 /// What to do when the kept state itself cannot start: several incarnations in a row fail in
@@ -40,6 +42,46 @@ pub(crate) struct Options {
     pub(crate) within: Duration,
     pub(crate) crash_loop: CrashLoop,
     pub(crate) crash_loop_after: u32,
+    pub(crate) write: WritePolicy,
+    pub(crate) on_stop: OnStop,
+    pub(crate) idle_after: Option<Duration>,
+}
+
+/// When a durable server writes its state (see [`Builder::store`]).
+///
+/// ```
+/// assert_eq!(peeper::WritePolicy::default(), peeper::WritePolicy::Through);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum WritePolicy {
+    /// After every handler that changed the state, and the reply waits for the commit (the
+    /// default): a reply means the state is on disk. Group commit shares each transaction between
+    /// every server that changed meanwhile, so this costs one fsync per round, not per call.
+    #[default]
+    Through,
+    /// At most once per period, and replies do not wait. **A process crash can lose the last
+    /// period's changes**, even acknowledged ones; a worker crash loses nothing (the kept state in
+    /// memory is still there). The state is also written when the branch ends or hibernates.
+    Batched(Duration),
+}
+
+/// What a normal stop ([`Client::stop`](crate::Client::stop)) does to a durable server's stored
+/// state.
+///
+/// ```
+/// assert_eq!(peeper::OnStop::default(), peeper::OnStop::Wipe);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OnStop {
+    /// Delete it (the default, as PersistentGenServer does): a stopped server is done. Every other
+    /// end (restart limit, crash loop, shutdown of its supervisor) keeps it, so that the next
+    /// start under the same name picks it up.
+    #[default]
+    Wipe,
+    /// Keep it: the next start under the same name picks it up.
+    Keep,
 }
 
 /// Default restart intensity: more than this many restarts...
@@ -58,6 +100,9 @@ impl Default for Options {
             within: DEFAULT_RESTART_WINDOW,
             crash_loop: CrashLoop::default(),
             crash_loop_after: DEFAULT_CRASH_LOOP_AFTER,
+            write: WritePolicy::default(),
+            on_stop: OnStop::default(),
+            idle_after: None,
         }
     }
 }
@@ -103,6 +148,7 @@ pub struct Builder<S: Server, C = Client<S>> {
     pub(crate) options: Options,
     pub(crate) listener: Option<BoxedListener<S>>,
     pub(crate) supervisor: Option<DynamicSupervisor>,
+    pub(crate) durable: Option<Durable<S>>,
     client: PhantomData<fn() -> C>,
 }
 
@@ -114,6 +160,7 @@ impl<S: Server, C: From<Client<S>>> Builder<S, C> {
             options: Options::default(),
             listener: None,
             supervisor: None,
+            durable: None,
             client: PhantomData,
         }
     }
@@ -163,6 +210,29 @@ impl<S: Server, C: From<Client<S>>> Builder<S, C> {
         self
     }
 
+    /// When a durable server writes its state; see [`WritePolicy`]. Only used with
+    /// [`store`](Builder::store).
+    pub fn write_policy(mut self, policy: WritePolicy) -> Self {
+        self.options.write = policy;
+        self
+    }
+
+    /// What a normal stop does to the stored state; see [`OnStop`]. Only used with
+    /// [`store`](Builder::store).
+    pub fn on_stop(mut self, on_stop: OnStop) -> Self {
+        self.options.on_stop = on_stop;
+        self
+    }
+
+    /// Hibernates the server after `idle` without a message: its tasks end and its state is
+    /// dropped from memory (it is in the store); its name and every client stay valid, and the
+    /// next message through any of them revives it, exactly once however many arrive together,
+    /// with nothing lost. Needs [`store`](Builder::store).
+    pub fn idle_after(mut self, idle: Duration) -> Self {
+        self.options.idle_after = Some(idle);
+        self
+    }
+
     /// Starts the branch and returns once the first `init` has completed.
     ///
     /// # Errors
@@ -170,6 +240,45 @@ impl<S: Server, C: From<Client<S>>> Builder<S, C> {
     /// [`StartError::SupervisorStopped`], or [`StartError::InvalidOptions`].
     pub async fn start(self) -> Result<C, StartError> {
         crate::supervisor::start(self).await.map(C::from)
+    }
+}
+
+impl<S: Persist, C: From<Client<S>>> Builder<S, C> {
+    /// Makes the server durable: its state is written to `storage` after every handler that
+    /// changed it (see [`WritePolicy`]), and a start under a name that has a stored state starts
+    /// from that state instead of the one given to the builder (after migrating it if it is older;
+    /// see [`Persist`]). Needs a [`name`](Builder::name): the stored state's key is
+    /// ([`Persist::KIND`], name).
+    ///
+    /// ```
+    /// use peeper::store::{Memory, Storage};
+    ///
+    /// #[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
+    /// pub struct Tally { n: u64 }
+    ///
+    /// #[peeper::server]
+    /// impl Tally {
+    ///     #[call]
+    ///     fn bump(&mut self) -> u64 { self.n += 1; self.n }
+    /// }
+    ///
+    /// impl peeper::Persist for Tally { const KIND: &'static str = "tally"; }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let storage = Storage::new(Memory::new());
+    /// let start = || Tally::builder(Tally::default()).name("t").store(storage.clone()).on_stop(peeper::OnStop::Keep);
+    ///
+    /// let tally = start().start().await?;
+    /// assert_eq!(tally.bump().await?, 1);
+    /// tally.stop().await?;                       // `OnStop::Keep`: the state stays stored
+    ///
+    /// let tally = start().start().await?;        // the same name: it starts from the store
+    /// assert_eq!(tally.bump().await?, 2);
+    /// # Ok(()) }
+    /// ```
+    pub fn store(mut self, storage: impl Into<Storage>) -> Self {
+        self.durable = Some(Durable::new(storage.into()));
+        self
     }
 }
 

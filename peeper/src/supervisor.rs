@@ -18,11 +18,13 @@ use tokio::task::{JoinError, JoinHandle};
 use tokio::time::Instant;
 
 use crate::branch::Control;
+use crate::durable::Durable;
 use crate::keep::Keep;
 use crate::keeper::{self, BoxedListener, Cell, Event, Kept, SharedCell};
 use crate::mailbox::Envelope;
+use crate::options::OnStop;
 use crate::options::Options;
-use crate::worker::{self, Worker, WorkerEnd};
+use crate::worker::{self, Persistence, Worker, WorkerEnd};
 use crate::{
     Branch, Builder, Client, Context, CrashLoop, DynamicSupervisor, Exit, Server, StartError,
     registry,
@@ -44,6 +46,8 @@ pub(crate) struct Parts<S: Server> {
     /// dropped with the old one's receiver: a `stop()` would otherwise be lost, or be refused
     /// with `AlreadyStopped` by a branch that lives on.
     pub(crate) commands: Option<mpsc::UnboundedReceiver<Control>>,
+    /// The store of a durable server.
+    pub(crate) durable: Option<Durable<S>>,
 }
 
 pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client<S>, StartError> {
@@ -52,6 +56,7 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
         options,
         listener,
         supervisor,
+        durable,
         ..
     } = builder;
     if options.crash_loop == CrashLoop::ResetToInitial && !S::Keep::COPIES {
@@ -59,13 +64,36 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
             "`CrashLoop::ResetToInitial` needs a strategy that keeps a copy; `InPlace` keeps none",
         ));
     }
+    if options.idle_after.is_some() && durable.is_none() {
+        return Err(StartError::InvalidOptions(
+            "`idle_after` needs a store (`Builder::store`): a hibernating server keeps its state there",
+        ));
+    }
+    let state = match (&durable, &options.name) {
+        (None, _) => state,
+        (Some(_), None) => {
+            return Err(StartError::InvalidOptions(
+                "a durable server needs a name (`Builder::name`): its stored state is keyed by it",
+            ));
+        }
+        // A stored state wins over the one given: this is how a durable server comes back.
+        (Some(durable), Some(name)) => durable
+            .load(&durable.key(name))
+            .await
+            .map_err(StartError::Store)?
+            .unwrap_or(state),
+    };
     let initial = (options.crash_loop == CrashLoop::ResetToInitial).then(|| {
         let mut initial = None;
         S::Keep::copy(&state, &mut initial);
         initial.map(Arc::new)
     });
 
-    let branch = Branch::new(std::any::type_name::<S>(), options.name.clone());
+    let branch = Branch::new(
+        std::any::type_name::<S>(),
+        options.name.clone(),
+        options.idle_after.is_some(),
+    );
     let (mailbox, inbox) = mpsc::unbounded_channel();
     let client = Client::new(mailbox, branch.clone());
     if let Some(name) = &options.name {
@@ -79,6 +107,7 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
         initial: initial.flatten(),
         incarnation: 0,
         commands: None,
+        durable,
     };
     let runtime = match &supervisor {
         Some(supervisor) => match supervisor.adopt(&client) {
@@ -108,6 +137,7 @@ pub(crate) fn spawn<S: Server>(parts: Parts<S>, runtime: &Handle) {
         initial,
         incarnation,
         commands,
+        durable,
     } = parts;
     let (control, commands) = match commands {
         // A moved branch keeps its channel, and every handle keeps its sender.
@@ -146,6 +176,7 @@ pub(crate) fn spawn<S: Server>(parts: Parts<S>, runtime: &Handle) {
         restarts: VecDeque::new(),
         failed_starts: 0,
         reset_since_start: false,
+        durable,
     };
     let keeper_id = supervisor.keeper.id();
     let mut tasks = branch.tasks();
@@ -172,6 +203,7 @@ struct Supervisor<S: Server> {
     restarts: VecDeque<Instant>,
     failed_starts: u32,
     reset_since_start: bool,
+    durable: Option<Durable<S>>,
 }
 
 /// What the supervisor does after a worker ended.
@@ -179,6 +211,7 @@ enum Next {
     Restart,
     End { exit: Exit, terminate: bool },
     Handoff(oneshot::Sender<Box<dyn Any + Send>>),
+    Hibernate,
 }
 
 impl<S: Server> Supervisor<S> {
@@ -186,10 +219,20 @@ impl<S: Server> Supervisor<S> {
         let mut handoff: Option<oneshot::Sender<Box<dyn Any + Send>>> = None;
         loop {
             let guard = Arc::clone(&self.cell).lock_owned().await;
+            let persistence =
+                self.durable
+                    .clone()
+                    .zip(self.options.name.as_deref())
+                    .map(|(durable, name)| {
+                        let key = durable.key(name);
+                        Persistence::new(durable, key, self.options.write)
+                    });
             let worker = Worker {
                 incarnation: self.incarnation,
                 client: self.client.clone(),
                 changes: self.changes.clone(),
+                persistence,
+                idle_after: self.options.idle_after,
             };
             let mut running = tokio::spawn(worker.run(guard));
             let end = loop {
@@ -217,11 +260,13 @@ impl<S: Server> Supervisor<S> {
                     None => Next::Restart,
                 },
                 WorkerEnd::Crashed { exit, started } => self.on_crash(exit, started).await,
+                WorkerEnd::Idle => Next::Hibernate,
             };
             match next {
                 Next::Restart => {}
                 Next::End { exit, terminate } => return self.end(exit, terminate).await,
                 Next::Handoff(reply) => return self.hand_over(reply).await,
+                Next::Hibernate => return self.hibernate().await,
             }
         }
     }
@@ -348,6 +393,24 @@ impl<S: Server> Supervisor<S> {
             while let Ok(envelope) = cell.mailbox.try_recv() {
                 envelope.refuse(&exit);
             }
+            if let (Some(durable), Some(name)) = (&self.durable, branch.name())
+                && branch.inner.status.borrow().ready.is_some()
+            {
+                let key = durable.key(name);
+                let written = if exit == Exit::Normal && self.options.on_stop == OnStop::Wipe {
+                    durable.storage.submit(key, None).await
+                } else {
+                    // Every other end keeps the state for the next start: make sure the last one
+                    // is there (a batched write may be pending).
+                    match durable.encode(&key, &cell.live) {
+                        Ok(bytes) => durable.storage.submit(key, Some(bytes)).await,
+                        Err(error) => Err(error),
+                    }
+                };
+                if let Err(error) = written {
+                    tracing::error!(server = branch.server(), name, %error, "could not update the stored state at the end");
+                }
+            }
         }
         drop(ctx);
         let _ = self.events.send(Event::Terminate {
@@ -377,6 +440,55 @@ impl<S: Server> Supervisor<S> {
             .send_modify(|status| status.finished = true);
     }
 
+    /// Parks an idle branch: its tasks end and its state leaves memory (it is in the store); what
+    /// it needs to come back waits in the branch's sleeping slot, and the next message or control
+    /// request through any handle revives it (see [`Branch::send_waking`]).
+    async fn hibernate(self) {
+        let branch = self.client.branch().clone();
+        let _ = self.events.send(Event::Hibernate);
+        drop(self.events);
+        drop(self.changes);
+        let listener = self.keeper.await.ok().flatten();
+        let parts = Parts {
+            cell: self.cell,
+            client: self.client,
+            options: self.options,
+            listener,
+            initial: self.initial,
+            incarnation: self.incarnation + 1,
+            commands: Some(self.commands),
+            durable: self.durable,
+        };
+        // Nothing else holds the cell now: the worker and the keeper have ended.
+        let Some(mut sleeping) = Sleeping::from_parts(parts) else {
+            return;
+        };
+        let runtime = Handle::current();
+        let mut slot = branch.sleeping();
+        if !sleeping.mailbox.is_empty() {
+            // A message came in while the branch was getting ready to sleep: stay awake. (Any
+            // later one finds the slot filled, under this same lock, and wakes it.)
+            drop(slot);
+            return sleeping.revive(&runtime);
+        }
+        sleeping.runtime = Some(runtime);
+        *slot = Some(Box::new(move || sleeping.wake()));
+        drop(slot);
+        {
+            let mut tasks = branch.tasks();
+            (tasks.supervisor, tasks.keeper, tasks.worker) = (None, None, None);
+        }
+        branch
+            .inner
+            .status
+            .send_modify(|status| status.hibernating = true);
+        tracing::info!(
+            server = branch.server(),
+            name = branch.name(),
+            "hibernating"
+        );
+    }
+
     /// Hands the branch's parts to a transfer; the worker has stopped at a message boundary.
     async fn hand_over(self, reply: oneshot::Sender<Box<dyn Any + Send>>) {
         let _ = self.events.send(Event::Terminate {
@@ -393,6 +505,7 @@ impl<S: Server> Supervisor<S> {
             initial: self.initial,
             incarnation: self.incarnation + 1,
             commands: Some(self.commands),
+            durable: self.durable,
         };
         if let Err(parts) = reply.send(Box::new(parts)) {
             // The transfer gave up waiting: the branch must not vanish, so it restarts here.
@@ -419,4 +532,146 @@ fn classify(joined: Result<WorkerEnd, JoinError>) -> WorkerEnd {
             }
         }
     }
+}
+
+/// A hibernating branch: everything but its state and its tasks.
+struct Sleeping<S: Server> {
+    mailbox: mpsc::UnboundedReceiver<Envelope<S>>,
+    client: Client<S>,
+    options: Options,
+    listener: Option<BoxedListener<S>>,
+    initial: Option<Arc<Kept<S>>>,
+    incarnation: u64,
+    commands: Option<mpsc::UnboundedReceiver<Control>>,
+    durable: Option<Durable<S>>,
+    runtime: Option<Handle>,
+}
+
+impl<S: Server> Sleeping<S> {
+    /// Takes the cell apart, keeping its mailbox. `None` if something still holds the cell (a
+    /// bug: it is logged and the branch carries on awake).
+    fn from_parts(parts: Parts<S>) -> Option<Self> {
+        let Parts {
+            cell,
+            client,
+            options,
+            listener,
+            initial,
+            incarnation,
+            commands,
+            durable,
+        } = parts;
+        match Arc::try_unwrap(cell) {
+            Ok(cell) => Some(Sleeping {
+                mailbox: cell.into_inner().into_mailbox(),
+                client,
+                options,
+                listener,
+                initial,
+                incarnation,
+                commands,
+                durable,
+                runtime: None,
+            }),
+            Err(cell) => {
+                tracing::error!("cannot hibernate: the cell is still shared; staying awake");
+                let parts = Parts {
+                    cell,
+                    client,
+                    options,
+                    listener,
+                    initial,
+                    incarnation,
+                    commands,
+                    durable,
+                };
+                spawn(parts, &Handle::current());
+                None
+            }
+        }
+    }
+
+    /// Called by whichever handle takes the sleeping slot: revives on the runtime it slept on.
+    fn wake(self) {
+        let runtime = self.runtime.clone().unwrap_or_else(Handle::current);
+        self.revive(&runtime);
+    }
+
+    /// Loads the state from the store and starts the branch again, with every message that
+    /// arrived meanwhile still queued.
+    fn revive(self, runtime: &Handle) {
+        let spawn_on = runtime.clone();
+        runtime.spawn(async move {
+            let Sleeping {
+                mailbox,
+                client,
+                options,
+                listener,
+                initial,
+                incarnation,
+                commands,
+                durable,
+                ..
+            } = self;
+            let branch = client.branch().clone();
+            let loaded = match (&durable, options.name.as_deref()) {
+                (Some(durable), Some(name)) => durable.load(&durable.key(name)).await,
+                _ => Ok(None),
+            };
+            match loaded {
+                Ok(Some(state)) => {
+                    let cell = Arc::new(Mutex::new(Cell::new(state, mailbox)));
+                    let parts = Parts {
+                        cell,
+                        client,
+                        options,
+                        listener,
+                        initial,
+                        incarnation,
+                        commands,
+                        durable,
+                    };
+                    branch
+                        .inner
+                        .status
+                        .send_modify(|status| status.hibernating = false);
+                    tracing::info!(server = branch.server(), name = branch.name(), "revived");
+                    spawn(parts, &spawn_on);
+                }
+                Ok(None) => {
+                    finish_unrevived::<S>(&branch, mailbox, "the stored state is gone".to_owned())
+                }
+                Err(error) => finish_unrevived::<S>(&branch, mailbox, error.to_string()),
+            }
+        });
+    }
+}
+
+/// Ends a branch that could not be revived: every queued caller hears why.
+fn finish_unrevived<S: Server>(
+    branch: &Branch,
+    mut mailbox: mpsc::UnboundedReceiver<Envelope<S>>,
+    message: String,
+) {
+    let exit = Exit::ReviveFailed { message };
+    tracing::error!(server = branch.server(), name = branch.name(), %exit, "stopped");
+    branch
+        .inner
+        .status
+        .send_modify(|status| status.exit = Some(exit.clone()));
+    mailbox.close();
+    while let Ok(envelope) = mailbox.try_recv() {
+        envelope.refuse(&exit);
+    }
+    if let Some(name) = branch.name() {
+        registry::unregister::<S>(name, branch.id());
+    }
+    let owner = std::mem::take(&mut *branch.tasks()).owner;
+    if let Some(owner) = owner.and_then(|owner| owner.upgrade()) {
+        DynamicSupervisor::from_inner(owner).forget(branch.id());
+    }
+    branch.inner.status.send_modify(|status| {
+        status.hibernating = false;
+        status.finished = true;
+    });
 }

@@ -15,7 +15,15 @@ use tokio::sync::{OwnedMutexGuard, mpsc};
 use crate::exit::panic_message;
 use crate::keeper::{Cell, Event};
 use crate::mailbox::Envelope;
-use crate::{CallError, Client, Context, Exit, Server};
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::durable::Durable;
+use crate::options::WritePolicy;
+use crate::store::{Key, StoreError};
+use crate::{CallError, Client, Context, Exit, Server, Tracked};
 
 /// How a worker ended.
 #[derive(Debug)]
@@ -27,6 +35,8 @@ pub(crate) enum WorkerEnd {
     Crashed { exit: Exit, started: bool },
     /// It stopped at a message boundary so the branch can move.
     Handoff,
+    /// It was idle for its `idle_after` with its state stored: the branch may hibernate.
+    Idle,
 }
 
 pub(crate) struct Worker<S: Server> {
@@ -34,6 +44,75 @@ pub(crate) struct Worker<S: Server> {
     pub(crate) client: Client<S>,
     /// Where state changes go, when the listener wants them.
     pub(crate) changes: Option<mpsc::UnboundedSender<Event<S>>>,
+    /// The store and how to write to it, for a durable server.
+    pub(crate) persistence: Option<Persistence<S>>,
+    /// Hibernate after this long without a message.
+    pub(crate) idle_after: Option<Duration>,
+}
+
+/// A durable worker's link to its store.
+pub(crate) struct Persistence<S> {
+    pub(crate) durable: Durable<S>,
+    pub(crate) key: Key,
+    pub(crate) policy: WritePolicy,
+    /// Batched policy: when the oldest change not yet submitted was made.
+    unwritten_since: Option<Instant>,
+}
+
+impl<S: Server> Persistence<S> {
+    pub(crate) fn new(durable: Durable<S>, key: Key, policy: WritePolicy) -> Self {
+        Persistence {
+            durable,
+            key,
+            policy,
+            unwritten_since: None,
+        }
+    }
+
+    /// The state changed: write it through (the returned future waits for the commit), or note
+    /// it for the next batch.
+    ///
+    /// The state is encoded before anything is awaited: `S` need not be `Sync`.
+    fn changed(
+        &mut self,
+        state: &S,
+    ) -> Option<impl Future<Output = Result<(), StoreError>> + Send + 'static> {
+        match self.policy {
+            WritePolicy::Through => Some(self.write(state)),
+            WritePolicy::Batched(_) => {
+                self.unwritten_since.get_or_insert_with(Instant::now);
+                None
+            }
+        }
+    }
+
+    /// When the batch must go out, if one is waiting.
+    fn flush_at(&self) -> Option<Instant> {
+        match (self.policy, self.unwritten_since) {
+            (WritePolicy::Batched(period), Some(since)) => Some(since + period),
+            _ => None,
+        }
+    }
+
+    /// Writes the state if a batched change is waiting; the future waits for the commit.
+    fn flush(
+        &mut self,
+        state: &S,
+    ) -> Option<impl Future<Output = Result<(), StoreError>> + Send + 'static> {
+        self.unwritten_since.is_some().then(|| self.write(state))
+    }
+
+    fn write(
+        &mut self,
+        state: &S,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
+        self.unwritten_since = None;
+        let submitted = self
+            .durable
+            .encode(&self.key, state)
+            .map(|bytes| self.durable.storage.submit(self.key.clone(), Some(bytes)));
+        async move { submitted?.await }
+    }
 }
 
 impl<S: Server> Worker<S> {
@@ -70,6 +149,16 @@ impl<S: Server> Worker<S> {
                 started: false,
             };
         }
+        let mut persistence = self.persistence;
+        let written = persistence
+            .as_mut()
+            .map(|persistence| persistence.write(&cell.live));
+        if let Some(written) = written
+            && let Err(error) = written.await
+        {
+            // Not fatal: the next change writes the whole state again.
+            tracing::error!(server = self.client.branch().server(), %error, "could not store the state after init");
+        }
         let incarnation = self.incarnation;
         self.client
             .branch()
@@ -82,11 +171,52 @@ impl<S: Server> Worker<S> {
             "worker ready"
         );
 
+        let mut last_message = Instant::now();
         loop {
+            let deadline = earliest(
+                persistence.as_ref().and_then(Persistence::flush_at),
+                self.idle_after.map(|idle| last_message + idle),
+            );
+            let received = match deadline {
+                None => cell.mailbox.recv().await,
+                Some(deadline) => {
+                    match tokio::time::timeout_at(deadline, cell.mailbox.recv()).await {
+                        Ok(received) => received,
+                        Err(_elapsed) => {
+                            let Some(persistence) = &mut persistence else {
+                                // Idle without a store: nothing to hibernate into.
+                                last_message = Instant::now();
+                                continue;
+                            };
+                            let flushed = match persistence.flush(&cell.live) {
+                                Some(flush) => flush.await,
+                                None => Ok(()),
+                            };
+                            match flushed {
+                                Ok(())
+                                    if self
+                                        .idle_after
+                                        .is_some_and(|idle| last_message.elapsed() >= idle) =>
+                                {
+                                    return WorkerEnd::Idle;
+                                }
+                                Ok(()) => {}
+                                Err(error) => {
+                                    tracing::error!(server = self.client.branch().server(), %error, "could not store the state");
+                                    // Stay awake, and try again after another idle period.
+                                    last_message = Instant::now();
+                                }
+                            }
+                            continue;
+                        }
+                    }
+                }
+            };
             // The mailbox cannot close while this worker's own client holds a sender.
-            let Some(envelope) = cell.mailbox.recv().await else {
+            let Some(envelope) = received else {
                 return WorkerEnd::Stopped(Exit::Normal);
             };
+            last_message = Instant::now();
             cell.live.reset();
             let outcome = match envelope {
                 Envelope::Call { call, reply } => {
@@ -95,8 +225,11 @@ impl<S: Server> Worker<S> {
                         .await;
                     match settle(cell, changes, out, false) {
                         Ok(value) => {
+                            let stored = store_if_changed(&mut persistence, &cell.live).await;
+                            // Written: the common write below must not write it again.
+                            cell.live.reset();
                             // The caller may have timed out; the call still counted, as in GenServer.
-                            let _ = reply.send(Ok(value));
+                            let _ = reply.send(stored.map(|()| value).map_err(CallError::Store));
                             Ok(())
                         }
                         Err(exit) => {
@@ -129,11 +262,39 @@ impl<S: Server> Worker<S> {
                     started: true,
                 };
             }
+            if let Err(error) = store_if_changed(&mut persistence, &cell.live).await {
+                // A cast or info message: nobody to tell but the log.
+                tracing::error!(server = self.client.branch().server(), %error, "could not store the state");
+            }
             if ctx.stop_requested() {
                 terminate(cell, &Exit::Normal, &mut ctx).await;
                 return WorkerEnd::Stopped(Exit::Normal);
             }
         }
+    }
+}
+
+/// Writes the state to the store if the handler that just ran changed it.
+fn store_if_changed<S: Server>(
+    persistence: &mut Option<Persistence<S>>,
+    live: &Tracked<S>,
+) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
+    let write = match persistence {
+        Some(persistence) if live.changed() => persistence.changed(live),
+        _ => None,
+    };
+    async move {
+        match write {
+            Some(write) => write.await,
+            None => Ok(()),
+        }
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -1,0 +1,225 @@
+//! The envelope stored bytes travel in, and [`Persist`], what a server declares to be stored.
+//!
+//! ```text
+//! b"PEEP" | envelope version: u8 = 1 | codec id: u8 | schema version: u32 (LE) | payload
+//! ```
+//!
+//! The codec id says how the payload is encoded ([`Codec`]); the schema version is the server's
+//! [`Persist::VERSION`] when it was written. MessagePack with named fields is the default: it
+//! tolerates added fields (with `#[serde(default)]`) and removed ones, so most changes need no
+//! version bump at all.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Key, StoreError};
+use crate::Server;
+
+const MAGIC: &[u8; 4] = b"PEEP";
+const ENVELOPE_VERSION: u8 = 1;
+const HEADER: usize = 4 + 1 + 1 + 4;
+
+/// How a payload is encoded.
+///
+/// ```
+/// assert_eq!(peeper::store::Codec::default(), peeper::store::Codec::MessagePack);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Codec {
+    /// MessagePack with field names ([`rmp_serde::to_vec_named`]): compact, and tolerant of added
+    /// and defaulted fields. The default.
+    #[default]
+    MessagePack,
+    /// JSON: readable with any tool. Needs the `json` feature.
+    #[cfg(feature = "json")]
+    Json,
+}
+
+impl Codec {
+    fn id(self) -> u8 {
+        match self {
+            Codec::MessagePack => 1,
+            #[cfg(feature = "json")]
+            Codec::Json => 2,
+        }
+    }
+
+    fn from_id(id: u8) -> Option<Codec> {
+        match id {
+            1 => Some(Codec::MessagePack),
+            #[cfg(feature = "json")]
+            2 => Some(Codec::Json),
+            _ => None,
+        }
+    }
+
+    fn to_vec<T: Serialize>(self, value: &T) -> Result<Vec<u8>, String> {
+        match self {
+            Codec::MessagePack => rmp_serde::to_vec_named(value).map_err(|error| error.to_string()),
+            #[cfg(feature = "json")]
+            Codec::Json => serde_json::to_vec(value).map_err(|error| error.to_string()),
+        }
+    }
+
+    fn from_slice<T: DeserializeOwned>(self, payload: &[u8]) -> Result<T, String> {
+        match self {
+            Codec::MessagePack => rmp_serde::from_slice(payload).map_err(|error| error.to_string()),
+            #[cfg(feature = "json")]
+            Codec::Json => serde_json::from_slice(payload).map_err(|error| error.to_string()),
+        }
+    }
+}
+
+/// A server whose state can be stored: what it is called in the store, which schema version its
+/// state is, and how to bring an older one forward.
+///
+/// The state is stored with serde. Fields that must not be stored (a connection, a cache) take
+/// `#[serde(skip)]` and are rebuilt by `init`, as after a crash.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use peeper::store::Stored;
+///
+/// /// Version 1 stored `score` as a `u32`; version 2 renamed it and widened it.
+/// #[derive(Deserialize)]
+/// struct PlayerV1 { score: u32 }
+///
+/// #[derive(Clone, Default, Serialize, Deserialize)]
+/// pub struct Player { points: u64, #[serde(default)] level: u8 }
+///
+/// #[peeper::server]
+/// impl Player {
+///     #[call]
+///     fn points(&self) -> u64 { self.points }
+/// }
+///
+/// impl peeper::Persist for Player {
+///     const KIND: &'static str = "player";
+///     const VERSION: u32 = 2;
+///
+///     fn migrate(old: Stored<'_>) -> Result<Self, String> {
+///         match old.version() {
+///             1 => {
+///                 let v1: PlayerV1 = old.decode()?;
+///                 Ok(Player { points: u64::from(v1.score), level: 0 })
+///             }
+///             other => Err(format!("no migration from version {other}")),
+///         }
+///     }
+/// }
+/// ```
+pub trait Persist: Server + Serialize + DeserializeOwned {
+    /// The server kind's name in the store: keep it stable across releases (it is part of every
+    /// key), and distinct between server types sharing a store.
+    const KIND: &'static str;
+
+    /// The schema version of the state. Raise it when a change cannot be read by the old
+    /// decoding (a renamed field, a changed type), and teach [`migrate`](Persist::migrate) the
+    /// old one.
+    const VERSION: u32 = 1;
+
+    /// How the state is encoded.
+    const CODEC: Codec = Codec::MessagePack;
+
+    /// Brings a state stored with an older [`VERSION`](Persist::VERSION) forward. The default
+    /// knows no older version. An `Err` fails the start with [`StoreError::Migration`] and leaves
+    /// the stored bytes as they are.
+    ///
+    /// # Errors
+    /// The reason the old state cannot be migrated.
+    fn migrate(old: Stored<'_>) -> Result<Self, String> {
+        Err(format!(
+            "`{}` has no migration from version {}",
+            Self::KIND,
+            old.version()
+        ))
+    }
+}
+
+/// A state stored with an older schema version, as [`Persist::migrate`] receives it.
+///
+/// ```
+/// # use peeper::store::Stored;
+/// fn migrate(old: Stored<'_>) -> Result<u64, String> {
+///     match old.version() {
+///         1 => old.decode::<u32>().map(u64::from),
+///         v => Err(format!("unknown version {v}")),
+///     }
+/// }
+/// # let _ = migrate;
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Stored<'a> {
+    version: u32,
+    codec: Codec,
+    payload: &'a [u8],
+}
+
+impl Stored<'_> {
+    /// The schema version the state was stored with.
+    #[must_use]
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// Decodes the stored payload as `T`, typically the old version's struct.
+    ///
+    /// # Errors
+    /// The codec's error, as text.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, String> {
+        self.codec.from_slice(self.payload)
+    }
+}
+
+/// Encodes a state in its envelope.
+pub(crate) fn encode<S: Persist>(key: &Key, state: &S) -> Result<Vec<u8>, StoreError> {
+    let payload = S::CODEC
+        .to_vec(state)
+        .map_err(|reason| StoreError::Encode {
+            key: key.clone(),
+            reason,
+        })?;
+    let mut bytes = Vec::with_capacity(HEADER + payload.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.push(ENVELOPE_VERSION);
+    bytes.push(S::CODEC.id());
+    bytes.extend_from_slice(&S::VERSION.to_le_bytes());
+    bytes.extend_from_slice(&payload);
+    Ok(bytes)
+}
+
+/// Decodes an envelope into a state, migrating an older version.
+pub(crate) fn decode<S: Persist>(key: &Key, bytes: &[u8]) -> Result<S, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: key.clone(),
+        reason,
+    };
+    if bytes.len() < HEADER || &bytes[..4] != MAGIC {
+        return Err(corrupt("not a peeper envelope".to_owned()));
+    }
+    if bytes[4] != ENVELOPE_VERSION {
+        return Err(corrupt(format!("unknown envelope version {}", bytes[4])));
+    }
+    let codec = Codec::from_id(bytes[5])
+        .ok_or_else(|| corrupt(format!("unknown codec id {}", bytes[5])))?;
+    let version = u32::from_le_bytes([bytes[6], bytes[7], bytes[8], bytes[9]]);
+    let stored = Stored {
+        version,
+        codec,
+        payload: &bytes[HEADER..],
+    };
+    match version.cmp(&S::VERSION) {
+        std::cmp::Ordering::Equal => stored.decode().map_err(corrupt),
+        std::cmp::Ordering::Greater => Err(StoreError::NewerVersion {
+            key: key.clone(),
+            stored: version,
+            known: S::VERSION,
+        }),
+        std::cmp::Ordering::Less => S::migrate(stored).map_err(|reason| StoreError::Migration {
+            key: key.clone(),
+            from: version,
+            reason,
+        }),
+    }
+}

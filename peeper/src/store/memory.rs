@@ -1,0 +1,93 @@
+//! [`Memory`]: a backend in the process's memory, for tests and examples.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use super::{BoxFuture, Key, Store, StoreError, Write};
+
+/// A backend that keeps everything in memory: it survives the servers that use it, not the
+/// process. Clones share the same contents.
+///
+/// [`fail_writes`](Memory::fail_writes) makes every commit fail, to test how servers handle a
+/// full or read-only store.
+///
+/// ```
+/// use peeper::store::{Key, Memory, Store};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let memory = Memory::new();
+/// memory.fail_writes(Some("disk full"));
+/// let failed = memory.commit(vec![(Key::new("k", "a"), Some(vec![1]))]).await;
+/// assert_eq!(failed.unwrap_err().to_string(), "the store failed: disk full");
+/// memory.fail_writes(None);
+/// assert!(memory.commit(vec![(Key::new("k", "a"), Some(vec![1]))]).await.is_ok());
+/// # }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Memory {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    entries: BTreeMap<Key, Vec<u8>>,
+    failure: Option<String>,
+}
+
+impl Memory {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes every later commit fail with this message (`None` to stop failing).
+    pub fn fail_writes(&self, failure: Option<&str>) {
+        self.inner().failure = failure.map(str::to_owned);
+    }
+
+    /// Replaces the bytes under `key` directly, bypassing every check: for tests of corrupt data.
+    pub fn put_raw(&self, key: Key, bytes: Vec<u8>) {
+        self.inner().entries.insert(key, bytes);
+    }
+
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        // Only map operations run under the lock.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Store for Memory {
+    fn read<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        let bytes = self.inner().entries.get(key).cloned();
+        Box::pin(async move { Ok(bytes) })
+    }
+
+    fn commit(&self, batch: Vec<Write>) -> BoxFuture<'_, Result<(), StoreError>> {
+        let mut inner = self.inner();
+        let outcome = match &inner.failure {
+            Some(failure) => Err(StoreError::backend(failure)),
+            None => {
+                for (key, bytes) in batch {
+                    match bytes {
+                        Some(bytes) => inner.entries.insert(key, bytes),
+                        None => inner.entries.remove(&key),
+                    };
+                }
+                Ok(())
+            }
+        };
+        Box::pin(async move { outcome })
+    }
+
+    fn keys<'a>(&'a self, kind: Option<&'a str>) -> BoxFuture<'a, Result<Vec<Key>, StoreError>> {
+        let keys = self
+            .inner()
+            .entries
+            .keys()
+            .filter(|key| kind.is_none_or(|kind| key.kind == kind))
+            .cloned()
+            .collect();
+        Box::pin(async move { Ok(keys) })
+    }
+}

@@ -1,0 +1,287 @@
+//! Durable state: where a server's state goes so that it survives the whole process.
+//!
+//! A **backend** implements [`Store`]: read one key, commit a batch of writes in one durable
+//! transaction, list keys. Two come with peeper: [`Memory`] (for tests) and [`Redb`] (an embedded,
+//! ACID, pure-Rust database file; the default choice). A [`Storage`] wraps a backend with **one
+//! writer task doing group commit**: every write submitted while a commit is in flight waits for
+//! the next one, which carries the latest state of every server that changed (repeated writes of
+//! one key merged) in a single transaction. Callers wait on the commit that carries their write.
+//!
+//! A server opts in by implementing [`Persist`] (a stable kind name, a schema version, a
+//! migration) and starting with [`Builder::store`](crate::Builder::store). Stored bytes are a
+//! versioned [envelope](codec): codec id, schema version, payload. Reading an older version runs
+//! the server's [`Persist::migrate`]; a newer version, or bytes that do not decode, is a typed
+//! [`StoreError`] and the stored bytes are left exactly as they are.
+//!
+//! ```
+//! use peeper::store::{Memory, Storage};
+//!
+//! #[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
+//! pub struct Score { points: u64 }
+//!
+//! #[peeper::server]
+//! impl Score {
+//!     #[call]
+//!     fn points(&self) -> u64 { self.points }
+//!     #[call]
+//!     fn add(&mut self, by: u64) -> u64 { self.points += by; self.points }
+//! }
+//!
+//! impl peeper::Persist for Score {
+//!     const KIND: &'static str = "score";
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let storage = Storage::new(Memory::new());
+//! let score = Score::builder(Score::default()).name("ada").store(storage.clone()).start().await?;
+//! assert_eq!(score.add(5).await?, 5);      // replied once committed
+//!
+//! // What an operator sees: one key, holding a versioned envelope.
+//! let keys = storage.keys(Some("score")).await?;
+//! assert_eq!(keys, [peeper::store::Key::new("score", "ada")]);
+//! assert!(storage.read(&keys[0]).await?.is_some_and(|bytes| bytes.starts_with(b"PEEP")));
+//!
+//! score.stop().await?;                     // a normal stop wipes it (see `OnStop`)
+//! assert!(storage.keys(None).await?.is_empty());
+//! # Ok(()) }
+//! ```
+
+mod codec;
+mod memory;
+mod redb;
+mod writer;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use self::codec::{Codec, Persist, Stored};
+pub(crate) use self::codec::{decode, encode};
+pub use self::memory::Memory;
+pub use self::redb::Redb;
+use self::writer::Writer;
+
+/// A boxed, sendable future: what [`Store`]'s methods return, so the trait stays object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where a persisted server's state lives: its server kind ([`Persist::KIND`]) and its name.
+///
+/// ```
+/// let key = peeper::store::Key::new("player", "ada");
+/// assert_eq!(key.to_string(), "player/ada");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    /// The server kind.
+    pub kind: String,
+    /// The server's name.
+    pub name: String,
+}
+
+impl Key {
+    /// The key of server `name` of kind `kind`.
+    pub fn new(kind: impl Into<String>, name: impl Into<String>) -> Self {
+        Key {
+            kind: kind.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)
+    }
+}
+
+/// Why stored state could not be read or written.
+///
+/// ```
+/// let err = peeper::store::StoreError::NewerVersion { key: peeper::store::Key::new("p", "a"), stored: 3, known: 2 };
+/// assert_eq!(err.to_string(), "`p/a` was stored with schema version 3, newer than this build's 2; the bytes were left untouched");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend failed (I/O, a full disk, a read-only file, a lost connection).
+    #[error("the store failed: {message}")]
+    Backend {
+        /// The backend's error, as text.
+        message: String,
+    },
+    /// The stored bytes are not a peeper envelope, use an unknown codec, or do not decode as the
+    /// server's state. They were left untouched.
+    #[error("`{key}` holds corrupt data ({reason}); the bytes were left untouched")]
+    Corrupt {
+        /// The key read.
+        key: Key,
+        /// What is wrong with the bytes.
+        reason: String,
+    },
+    /// The state was stored by a newer build (a higher [`Persist::VERSION`]). The bytes were left
+    /// untouched.
+    #[error(
+        "`{key}` was stored with schema version {stored}, newer than this build's {known}; the bytes were left untouched"
+    )]
+    NewerVersion {
+        /// The key read.
+        key: Key,
+        /// The version in the store.
+        stored: u32,
+        /// This build's version.
+        known: u32,
+    },
+    /// The state was stored with an older version and [`Persist::migrate`] could not bring it
+    /// forward. The bytes were left untouched.
+    #[error(
+        "`{key}` could not be migrated from schema version {from}: {reason}; the bytes were left untouched"
+    )]
+    Migration {
+        /// The key read.
+        key: Key,
+        /// The version in the store.
+        from: u32,
+        /// Why the migration failed.
+        reason: String,
+    },
+    /// The state could not be encoded.
+    #[error("the state of `{key}` could not be encoded: {reason}")]
+    Encode {
+        /// The key written.
+        key: Key,
+        /// The codec's error.
+        reason: String,
+    },
+    /// The storage's writer has stopped (its runtime shut down).
+    #[error("the storage's writer has stopped")]
+    Closed,
+}
+
+impl StoreError {
+    /// A [`StoreError::Backend`] from any error.
+    pub fn backend(error: impl fmt::Display) -> Self {
+        StoreError::Backend {
+            message: error.to_string(),
+        }
+    }
+}
+
+/// One write of a batch: the new bytes of a key, or `None` to delete it.
+pub type Write = (Key, Option<Vec<u8>>);
+
+/// A storage backend. Implement it to keep state somewhere else; it is object-safe, so a
+/// [`Storage`] can be chosen at run time.
+///
+/// [`commit`](Store::commit) must be atomic and durable: when it returns `Ok`, every write of the
+/// batch survives a process kill (and a power loss, as far as the backend can promise); when it
+/// returns `Err`, none is applied.
+///
+/// ```
+/// use peeper::store::{Memory, Store, Key};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), peeper::store::StoreError> {
+/// let memory = Memory::new();
+/// memory.commit(vec![(Key::new("k", "a"), Some(b"bytes".to_vec()))]).await?;
+/// assert_eq!(memory.read(&Key::new("k", "a")).await?, Some(b"bytes".to_vec()));
+/// assert_eq!(memory.keys(Some("k")).await?, [Key::new("k", "a")]);
+/// # Ok(()) }
+/// ```
+pub trait Store: Send + Sync + 'static {
+    /// The bytes stored under `key`, if any.
+    fn read<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
+
+    /// Applies every write of `batch` in one atomic, durable transaction.
+    fn commit(&self, batch: Vec<Write>) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Every stored key, or only those of one server kind.
+    fn keys<'a>(&'a self, kind: Option<&'a str>) -> BoxFuture<'a, Result<Vec<Key>, StoreError>>;
+}
+
+/// A backend with its group-commit writer: what servers are started with
+/// ([`Builder::store`](crate::Builder::store)). Cheap to clone; clones share the writer, so start
+/// every server of a process with clones of one `Storage` for the best batching.
+///
+/// It also gives operators and tests a way to look at what is stored: [`keys`](Storage::keys),
+/// [`read`](Storage::read) and [`delete`](Storage::delete).
+///
+/// ```
+/// use peeper::store::{Key, Memory, Storage};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), peeper::store::StoreError> {
+/// let storage = Storage::new(Memory::new());
+/// assert!(storage.keys(None).await?.is_empty());
+/// assert_eq!(storage.read(&Key::new("player", "ada")).await?, None);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Storage {
+    backend: Arc<dyn Store>,
+    writer: Arc<Writer>,
+}
+
+impl Storage {
+    /// Wraps a backend. The writer task starts on the current tokio runtime at the first write.
+    pub fn new(backend: impl Store) -> Self {
+        let backend: Arc<dyn Store> = Arc::new(backend);
+        Storage {
+            writer: Arc::new(Writer::new(Arc::clone(&backend))),
+            backend,
+        }
+    }
+
+    /// The raw bytes stored under `key` (an [envelope](codec)), if any.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    pub async fn read(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
+        self.backend.read(key).await
+    }
+
+    /// Every stored key, or only those of one server kind ([`Persist::KIND`]).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    pub async fn keys(&self, kind: Option<&str>) -> Result<Vec<Key>, StoreError> {
+        self.backend.keys(kind).await
+    }
+
+    /// Deletes what is stored under `key`, through the writer (so after any write already
+    /// submitted for it). Deleting the state of a running server does not stop it: its next
+    /// change writes it again.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Closed`].
+    pub async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        self.submit(key.clone(), None).await
+    }
+
+    /// Submits a write to the group-commit writer and waits for the commit that carries it.
+    pub(crate) fn submit(
+        &self,
+        key: Key,
+        bytes: Option<Vec<u8>>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
+        self.writer.submit(key, bytes)
+    }
+
+    /// How many commits the writer has made: a measure of batching (writes / commits).
+    #[must_use]
+    pub fn commits(&self) -> u64 {
+        self.writer.commits()
+    }
+}
+
+impl fmt::Debug for Storage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Storage")
+            .field("commits", &self.commits())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Store> From<B> for Storage {
+    fn from(backend: B) -> Self {
+        Storage::new(backend)
+    }
+}

@@ -1,0 +1,127 @@
+//! The group-commit writer: one task per [`Storage`](super::Storage), one transaction per round.
+//!
+//! Submitting is synchronous (a lock, a map insert, a wake-up), so the order in which a server
+//! submits its states is the order they reach the map, and a later state of a key replaces an
+//! earlier one that has not been committed yet. The task takes everything pending, commits it in
+//! one transaction, answers every waiter of that round, and goes again while anything is pending:
+//! under load, each round carries what arrived during the previous commit.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::mem;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::{Notify, oneshot};
+use tokio::task::JoinHandle;
+
+use super::{Key, Store, StoreError};
+
+type Waiter = oneshot::Sender<Result<(), StoreError>>;
+
+#[derive(Default)]
+struct Pending {
+    writes: HashMap<Key, Option<Vec<u8>>>,
+    waiters: Vec<Waiter>,
+}
+
+struct Shared {
+    backend: Arc<dyn Store>,
+    pending: Mutex<Pending>,
+    wake: Notify,
+    commits: AtomicU64,
+}
+
+impl Shared {
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        // Only map and vector operations run under the lock: it cannot be poisoned mid-update.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writer {
+    pub(crate) fn new(backend: Arc<dyn Store>) -> Self {
+        let shared = Shared {
+            backend,
+            pending: Mutex::default(),
+            wake: Notify::new(),
+            commits: AtomicU64::new(0),
+        };
+        Writer {
+            shared: Arc::new(shared),
+            task: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn commits(&self) -> u64 {
+        self.shared.commits.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn submit(
+        &self,
+        key: Key,
+        bytes: Option<Vec<u8>>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
+        let (waiter, committed) = oneshot::channel();
+        {
+            let mut pending = self.shared.pending();
+            pending.writes.insert(key, bytes);
+            pending.waiters.push(waiter);
+        }
+        self.ensure_running();
+        // A stored permit if the task is busy committing: it goes round once more.
+        self.shared.wake.notify_one();
+        async move { committed.await.unwrap_or(Err(StoreError::Closed)) }
+    }
+
+    /// Starts the task on the current runtime, or again if the runtime it ran on has shut down.
+    fn ensure_running(&self) {
+        let mut task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
+        if task.as_ref().is_some_and(|task| !task.is_finished()) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // No runtime: the waiters get `Closed` when their channel is dropped below.
+        };
+        *task = Some(runtime.spawn(run(Arc::clone(&self.shared))));
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if let Some(task) = self
+            .task
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            task.abort();
+        }
+    }
+}
+
+async fn run(shared: Arc<Shared>) {
+    loop {
+        shared.wake.notified().await;
+        loop {
+            let Pending { writes, waiters } = mem::take(&mut *shared.pending());
+            if waiters.is_empty() {
+                break;
+            }
+            let outcome = shared.backend.commit(writes.into_iter().collect()).await;
+            shared.commits.fetch_add(1, Ordering::Relaxed);
+            if let Err(error) = &outcome {
+                tracing::error!(%error, writes = waiters.len(), "commit failed");
+            }
+            for waiter in waiters {
+                // A waiter that gave up (its worker was killed) needs no answer.
+                let _ = waiter.send(outcome.clone());
+            }
+        }
+    }
+}
