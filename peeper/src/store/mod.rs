@@ -223,9 +223,22 @@ pub struct Storage {
 impl Storage {
     /// Wraps a backend. The writer task starts on the current tokio runtime at the first write.
     pub fn new(backend: impl Store) -> Self {
+        Self::with_max_batch(backend, usize::MAX)
+    }
+
+    /// Wraps a backend with a bound on how many keys one transaction carries (at least 1).
+    /// Writes beyond the bound wait for the next round. `1` commits every write on its own: the
+    /// baseline group commit is measured against (`cargo bench -p peeper-tests --bench durable`).
+    ///
+    /// ```
+    /// use peeper::store::{Memory, Storage};
+    /// let one_by_one = Storage::with_max_batch(Memory::new(), 1);
+    /// # drop(one_by_one);
+    /// ```
+    pub fn with_max_batch(backend: impl Store, max_batch: usize) -> Self {
         let backend: Arc<dyn Store> = Arc::new(backend);
         Storage {
-            writer: Arc::new(Writer::new(Arc::clone(&backend))),
+            writer: Arc::new(Writer::new(Arc::clone(&backend), max_batch)),
             backend,
         }
     }

@@ -6,23 +6,42 @@
 //! one transaction, answers every waiter of that round, and goes again while anything is pending:
 //! under load, each round carries what arrived during the previous commit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::mem;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{Key, Store, StoreError};
+use super::{Key, Store, StoreError, Write};
 
 type Waiter = oneshot::Sender<Result<(), StoreError>>;
 
+/// The writes waiting for a commit: the latest bytes of each key, and everyone waiting for it.
 #[derive(Default)]
 struct Pending {
-    writes: HashMap<Key, Option<Vec<u8>>>,
-    waiters: Vec<Waiter>,
+    /// Keys in the order they were first submitted since their last commit.
+    order: VecDeque<Key>,
+    writes: HashMap<Key, (Option<Vec<u8>>, Vec<Waiter>)>,
+}
+
+impl Pending {
+    /// Takes up to `max` keys, oldest first.
+    fn take(&mut self, max: usize) -> (Vec<Write>, Vec<Waiter>) {
+        let mut batch = Vec::new();
+        let mut waiters = Vec::new();
+        while batch.len() < max {
+            let Some(key) = self.order.pop_front() else {
+                break;
+            };
+            if let Some((bytes, mut waiting)) = self.writes.remove(&key) {
+                batch.push((key, bytes));
+                waiters.append(&mut waiting);
+            }
+        }
+        (batch, waiters)
+    }
 }
 
 struct Shared {
@@ -30,6 +49,8 @@ struct Shared {
     pending: Mutex<Pending>,
     wake: Notify,
     commits: AtomicU64,
+    /// The most keys one transaction carries.
+    max_batch: usize,
 }
 
 impl Shared {
@@ -45,12 +66,13 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn new(backend: Arc<dyn Store>) -> Self {
+    pub(crate) fn new(backend: Arc<dyn Store>, max_batch: usize) -> Self {
         let shared = Shared {
             backend,
             pending: Mutex::default(),
             wake: Notify::new(),
             commits: AtomicU64::new(0),
+            max_batch: max_batch.max(1),
         };
         Writer {
             shared: Arc::new(shared),
@@ -70,8 +92,17 @@ impl Writer {
         let (waiter, committed) = oneshot::channel();
         {
             let mut pending = self.shared.pending();
-            pending.writes.insert(key, bytes);
-            pending.waiters.push(waiter);
+            match pending.writes.get_mut(&key) {
+                // Not committed yet: the newer bytes replace the older ones, for both waiters.
+                Some((pending_bytes, waiters)) => {
+                    *pending_bytes = bytes;
+                    waiters.push(waiter);
+                }
+                None => {
+                    pending.order.push_back(key.clone());
+                    pending.writes.insert(key, (bytes, vec![waiter]));
+                }
+            }
         }
         self.ensure_running();
         // A stored permit if the task is busy committing: it goes round once more.
@@ -109,11 +140,11 @@ async fn run(shared: Arc<Shared>) {
     loop {
         shared.wake.notified().await;
         loop {
-            let Pending { writes, waiters } = mem::take(&mut *shared.pending());
-            if waiters.is_empty() {
+            let (batch, waiters) = shared.pending().take(shared.max_batch);
+            if batch.is_empty() {
                 break;
             }
-            let outcome = shared.backend.commit(writes.into_iter().collect()).await;
+            let outcome = shared.backend.commit(batch).await;
             shared.commits.fetch_add(1, Ordering::Relaxed);
             if let Err(error) = &outcome {
                 tracing::error!(%error, writes = waiters.len(), "commit failed");
