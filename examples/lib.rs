@@ -6,3 +6,6 @@ mod readme {}
 
 #[doc = include_str!("../book/src/introduction.md")]
 mod book_introduction {}
+
+#[doc = include_str!("../book/src/durable-state.md")]
+mod book_durable_state {}
