@@ -196,6 +196,24 @@ impl Branch {
         self.inner.status.borrow().hibernating
     }
 
+    /// Resolves once the branch hibernates (at once if it already does), or with the exit if it
+    /// ends first. This is how to wait for [`idle_after`](crate::Builder::idle_after) to put a
+    /// server to sleep without sleeping oneself (on a paused test clock, the idle period then
+    /// passes instantly).
+    pub fn hibernated(&self) -> impl Future<Output = Result<(), Exit>> + Send + 'static {
+        let mut status = self.inner.status.subscribe();
+        async move {
+            let status = status
+                .wait_for(|s| s.hibernating || s.exit.is_some())
+                .await
+                .map_err(|_| Exit::Normal)?;
+            match &status.exit {
+                None => Ok(()),
+                Some(exit) => Err(exit.clone()),
+            }
+        }
+    }
+
     /// This branch's id.
     #[must_use]
     pub fn id(&self) -> BranchId {

@@ -465,15 +465,23 @@ impl<S: Server> Supervisor<S> {
         };
         let runtime = Handle::current();
         let mut slot = branch.sleeping();
-        if !sleeping.mailbox.is_empty() {
-            // A message came in while the branch was getting ready to sleep: stay awake. (Any
-            // later one finds the slot filled, under this same lock, and wakes it.)
+        // A control request (stop, kill, handoff) is sent under this same lock too
+        // (`Branch::control` goes through `send_waking`), and nothing reads the control channel
+        // while the branch sleeps: one that came in since the worker went idle must wake it as a
+        // message does, or it would wait unread (a `stop()` forever) until the next message.
+        let pending_control = sleeping
+            .commands
+            .as_ref()
+            .is_some_and(|commands| !commands.is_empty());
+        if !sleeping.mailbox.is_empty() || pending_control {
+            // A message or request came in while the branch was getting ready to sleep: stay
+            // awake. (Any later one finds the slot filled, under this same lock, and wakes it.)
             drop(slot);
             return sleeping.revive(&runtime);
         }
-        sleeping.runtime = Some(runtime);
-        *slot = Some(Box::new(move || sleeping.wake()));
-        drop(slot);
+        // Published before the slot is filled (under its lock): once it is filled, any sender
+        // may revive the branch on another thread at once, and these writes, made after, would
+        // clear the revived branch's task ids and mark it hibernating while it runs.
         {
             let mut tasks = branch.tasks();
             (tasks.supervisor, tasks.keeper, tasks.worker) = (None, None, None);
@@ -482,6 +490,9 @@ impl<S: Server> Supervisor<S> {
             .inner
             .status
             .send_modify(|status| status.hibernating = true);
+        sleeping.runtime = Some(runtime);
+        *slot = Some(Box::new(move || sleeping.wake()));
+        drop(slot);
         tracing::info!(
             server = branch.server(),
             name = branch.name(),

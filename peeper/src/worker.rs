@@ -8,6 +8,8 @@
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::FutureExt;
 use tokio::sync::{OwnedMutexGuard, mpsc};
@@ -57,6 +59,11 @@ pub(crate) struct Persistence<S> {
     pub(crate) policy: WritePolicy,
     /// Batched policy: when the oldest change not yet submitted was made.
     unwritten_since: Option<Instant>,
+    /// Set from each write's submission until its commit succeeds: a write that failed leaves
+    /// the store behind the state in memory. Hibernating drops that state, so the idle path
+    /// writes it again first (see `flush`) instead of letting the branch come back older.
+    /// Shared with the write's future, which outlives the `&mut self` that made it.
+    behind: Arc<AtomicBool>,
 }
 
 impl<S: Server> Persistence<S> {
@@ -66,6 +73,7 @@ impl<S: Server> Persistence<S> {
             key,
             policy,
             unwritten_since: None,
+            behind: Arc::default(),
         }
     }
 
@@ -94,12 +102,14 @@ impl<S: Server> Persistence<S> {
         }
     }
 
-    /// Writes the state if a batched change is waiting; the future waits for the commit.
+    /// Writes the state if a batched change is waiting, or if the last write failed; the future
+    /// waits for the commit.
     fn flush(
         &mut self,
         state: &S,
     ) -> Option<impl Future<Output = Result<(), StoreError>> + Send + 'static> {
-        self.unwritten_since.is_some().then(|| self.write(state))
+        let behind = self.behind.load(Ordering::Relaxed);
+        (self.unwritten_since.is_some() || behind).then(|| self.write(state))
     }
 
     fn write(
@@ -107,11 +117,18 @@ impl<S: Server> Persistence<S> {
         state: &S,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
         self.unwritten_since = None;
+        // One worker awaits each write before it makes the next: the flag follows the last one.
+        self.behind.store(true, Ordering::Relaxed);
+        let behind = Arc::clone(&self.behind);
         let submitted = self
             .durable
             .encode(&self.key, state)
             .map(|bytes| self.durable.storage.submit(self.key.clone(), Some(bytes)));
-        async move { submitted?.await }
+        async move {
+            submitted?.await?;
+            behind.store(false, Ordering::Relaxed);
+            Ok(())
+        }
     }
 }
 
