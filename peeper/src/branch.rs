@@ -1,15 +1,17 @@
 //! [`Branch`]: the handle on a server's supervisor, keeper and worker tasks.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, oneshot};
 use tokio::task;
 
 use crate::dynamic::DynInner;
+use crate::resources::Resources;
 use crate::{Exit, SendError, StopError};
 
 /// A branch's lifecycle, published by its tasks and watched by clients.
@@ -28,6 +30,52 @@ pub(crate) struct Status {
     pub(crate) hibernating: bool,
 }
 
+/// A branch's [`Status`], and a way to wait for it to change.
+///
+/// A mutex and one `Notify`, not a `tokio::sync::watch`: the watch channel is a 400-byte
+/// allocation per server and notifies through eight internal mutexes, which was a fifth of the
+/// cost of starting and stopping a server. Status changes a handful of times per branch life.
+#[derive(Default)]
+pub(crate) struct StatusCell {
+    status: Mutex<Status>,
+    changed: Notify,
+}
+
+impl StatusCell {
+    fn lock(&self) -> MutexGuard<'_, Status> {
+        // Only plain field writes run under the lock.
+        self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A copy of the status (never a guard: no caller can hold the lock by accident).
+    pub(crate) fn borrow(&self) -> Status {
+        self.lock().clone()
+    }
+
+    /// Changes the status and wakes everyone waiting on it.
+    pub(crate) fn send_modify(&self, modify: impl FnOnce(&mut Status)) {
+        modify(&mut self.lock());
+        self.changed.notify_waiters();
+    }
+
+    /// Waits until `until` holds, and returns the status that made it hold.
+    pub(crate) async fn wait_for(&self, until: impl Fn(&Status) -> bool) -> Status {
+        loop {
+            // Registered before the look, so a change between the look and the wait is not missed.
+            let changed = self.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let status = self.lock();
+                if until(&status) {
+                    return status.clone();
+                }
+            }
+            changed.await;
+        }
+    }
+}
+
 /// What revives a hibernating branch; taken (once) by the first handle that sends to it.
 pub(crate) type Wake = Box<dyn FnOnce() + Send>;
 
@@ -41,7 +89,12 @@ pub(crate) enum Control {
 
 #[derive(Default)]
 pub(crate) struct Tasks {
-    pub(crate) control: Option<mpsc::UnboundedSender<Control>>,
+    /// Whether control requests are taken: from the first start to the end.
+    pub(crate) control_open: bool,
+    /// Control requests not read yet. A queue here, not a channel: an unbounded channel allocates
+    /// a block of slots up front (a kilobyte and a half per server, for requests that are rare),
+    /// and a queue that belongs to the branch stays with it through transfers and hibernation.
+    pub(crate) pending: VecDeque<Control>,
     pub(crate) supervisor: Option<task::Id>,
     pub(crate) keeper: Option<task::Id>,
     pub(crate) worker: Option<task::Id>,
@@ -52,11 +105,15 @@ pub(crate) struct BranchInner {
     id: BranchId,
     server: &'static str,
     name: Option<String>,
-    pub(crate) status: watch::Sender<Status>,
+    pub(crate) status: StatusCell,
     pub(crate) tasks: Mutex<Tasks>,
     /// Whether this branch may hibernate: only then do sends take the `sleeping` lock.
     may_sleep: bool,
     sleeping: Mutex<Option<Wake>>,
+    /// Signalled after a control request is queued.
+    control_ready: Notify,
+    /// The tables and kept values, for every incarnation of the worker, wherever it moves.
+    resources: Resources,
 }
 
 /// A unique id for a branch, stable across restarts and transfers.
@@ -135,18 +192,23 @@ pub struct Branch {
 impl Branch {
     pub(crate) fn new(server: &'static str, name: Option<String>, may_sleep: bool) -> Branch {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        let (status, _) = watch::channel(Status::default());
         Branch {
             inner: Arc::new(BranchInner {
                 id: BranchId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
                 server,
                 name,
-                status,
+                status: StatusCell::default(),
                 tasks: Mutex::new(Tasks::default()),
                 may_sleep,
                 sleeping: Mutex::new(None),
+                control_ready: Notify::new(),
+                resources: Resources::default(),
             }),
         }
+    }
+
+    pub(crate) fn resources(&self) -> &Resources {
+        &self.inner.resources
     }
 
     pub(crate) fn tasks(&self) -> MutexGuard<'_, Tasks> {
@@ -174,6 +236,7 @@ impl Branch {
     /// holds while it checks that the mailbox is empty and parks the branch: so either the
     /// supervisor sees this message and stays awake, or this sender sees the parked branch and
     /// wakes it. No message can fall between the two.
+    #[inline]
     pub(crate) fn send_waking<T>(&self, send: impl FnOnce() -> T) -> T {
         if !self.inner.may_sleep {
             return send();
@@ -201,12 +264,13 @@ impl Branch {
     /// server to sleep without sleeping oneself (on a paused test clock, the idle period then
     /// passes instantly).
     pub fn hibernated(&self) -> impl Future<Output = Result<(), Exit>> + Send + 'static {
-        let mut status = self.inner.status.subscribe();
+        let this = self.clone();
         async move {
-            let status = status
+            let status = this
+                .inner
+                .status
                 .wait_for(|s| s.hibernating || s.exit.is_some())
-                .await
-                .map_err(|_| Exit::Normal)?;
+                .await;
             match &status.exit {
                 None => Ok(()),
                 Some(exit) => Err(exit.clone()),
@@ -329,10 +393,16 @@ impl Branch {
         // Checked before sending: once sent, the command may end the branch at once (on another
         // thread), and that is this command's success, not a sign it came too late.
         let sent = self.is_running()
-            && self.send_waking(|| match &self.tasks().control {
-                Some(tx) => tx.send(control).is_ok(),
-                None => false,
+            && self.send_waking(|| {
+                let mut tasks = self.tasks();
+                if tasks.control_open {
+                    tasks.pending.push_back(control);
+                }
+                tasks.control_open
             });
+        if sent {
+            self.inner.control_ready.notify_one();
+        }
         if sent {
             Ok(())
         } else {
@@ -347,13 +417,14 @@ impl Branch {
     /// polled: call it before causing the restart, then await it. This is how tests wait for a
     /// restart without sleeping (see the example on [`Branch`]).
     pub fn next_restart(&self) -> impl Future<Output = Result<u64, Exit>> + Send + 'static {
-        let mut status = self.inner.status.subscribe();
-        let seen = status.borrow_and_update().ready;
+        let this = self.clone();
+        let seen = self.inner.status.borrow().ready;
         async move {
-            let status = status
+            let status = this
+                .inner
+                .status
                 .wait_for(|s| s.exit.is_some() || s.ready > seen)
-                .await
-                .map_err(|_| Exit::Normal)?;
+                .await;
             match (&status.exit, status.ready) {
                 (None, Some(incarnation)) => Ok(incarnation),
                 (exit, _) => Err(exit.clone().unwrap_or(Exit::Normal)),
@@ -372,18 +443,16 @@ impl Branch {
     }
 
     async fn finished(&self) {
-        let mut status = self.inner.status.subscribe();
-        // The sender lives in `self.inner`, which `self` keeps alive: `wait_for` cannot fail.
-        let _ = status.wait_for(|s| s.finished).await;
+        self.inner.status.wait_for(|s| s.finished).await;
     }
 
     /// Resolves once incarnation 0 has completed `init`, or with the exit if the branch ended first.
     pub(crate) async fn ready(&self) -> Result<(), Exit> {
-        let mut status = self.inner.status.subscribe();
-        let status = status
+        let status = self
+            .inner
+            .status
             .wait_for(|s| s.ready.is_some() || s.finished)
-            .await
-            .map_err(|_| Exit::Normal)?;
+            .await;
         match &status.exit {
             Some(exit) if status.ready.is_none() => Err(exit.clone()),
             _ => Ok(()),
@@ -402,5 +471,31 @@ impl fmt::Debug for Branch {
             .field("restarts", &status.restarts)
             .field("exit", &status.exit)
             .finish()
+    }
+}
+
+/// The supervisor's side of the control queue.
+pub(crate) struct Commands {
+    branch: Branch,
+}
+
+impl Commands {
+    pub(crate) fn new(branch: Branch) -> Self {
+        Commands { branch }
+    }
+
+    /// The next control request; waits for one.
+    pub(crate) async fn recv(&mut self) -> Option<Control> {
+        loop {
+            if let Some(control) = self.branch.tasks().pending.pop_front() {
+                return Some(control);
+            }
+            // A request queued between the look above and this wait left a permit: not missed.
+            self.branch.inner.control_ready.notified().await;
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.branch.tasks().pending.is_empty()
     }
 }

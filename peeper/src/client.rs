@@ -1,10 +1,14 @@
 //! [`Client`]: the generic handle to a running server.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
+use tokio::time::Sleep;
 
 use crate::mailbox::Envelope;
 use crate::{Branch, CallError, Exit, SendError, Server, StopError};
@@ -72,12 +76,19 @@ impl<S: Server> Client<S> {
         self.branch
             .send_waking(|| self.mailbox.send(Envelope::Call { call, reply }))
             .map_err(|_| CallError::Stopped(self.branch.exit_or_normal()))?;
-        match tokio::time::timeout(timeout, answer).await {
-            Ok(Ok(answer)) => answer,
+        match (Answer {
+            answer,
+            timeout,
+            timer: None,
+            yielded: false,
+        })
+        .await
+        {
+            Some(Ok(answer)) => answer.map_err(|error| *error),
             // Every path that drops a call unanswered answers it first, except a worker aborted
             // mid-handler by `kill_worker`: that is the only way to get here.
-            Ok(Err(_dropped)) => Err(CallError::Crashed(Exit::Killed)),
-            Err(_elapsed) => Err(CallError::Timeout(timeout)),
+            Some(Err(_dropped)) => Err(CallError::Crashed(Exit::Killed)),
+            None => Err(CallError::Timeout(timeout)),
         }
     }
 
@@ -85,6 +96,7 @@ impl<S: Server> Client<S> {
     ///
     /// # Errors
     /// [`SendError::Stopped`] if the branch has ended.
+    #[inline]
     pub fn cast(&self, cast: S::Cast) -> Result<(), SendError> {
         self.enqueue(Envelope::Cast(cast))
     }
@@ -93,6 +105,7 @@ impl<S: Server> Client<S> {
     ///
     /// # Errors
     /// [`SendError::Stopped`] if the branch has ended.
+    #[inline]
     pub fn send(&self, info: impl Into<S::Info>) -> Result<(), SendError> {
         self.enqueue(Envelope::Info(info.into()))
     }
@@ -134,6 +147,7 @@ impl<S: Server> Client<S> {
         &self.branch
     }
 
+    #[inline]
     pub(crate) fn enqueue(&self, envelope: Envelope<S>) -> Result<(), SendError> {
         self.branch
             .send_waking(|| self.mailbox.send(envelope))
@@ -145,8 +159,10 @@ impl<S: Server> Client<S> {
             return Err(SendError::Stopped(exit));
         }
         let client = self.clone();
+        // The deadline is taken now, not when the timer task first runs (a scheduler turn later).
+        let deadline = tokio::time::Instant::now() + delay;
         let task = tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
+            tokio::time::sleep_until(deadline).await;
             // A branch that ended meanwhile drops the message, as a dead process would.
             let _ = client.enqueue(envelope);
         });
@@ -170,6 +186,42 @@ impl<S: Server> fmt::Debug for Client<S> {
         f.debug_struct("Client")
             .field("branch", &self.branch)
             .finish()
+    }
+}
+
+/// A call's reply, or `None` once the timeout has passed.
+///
+/// `tokio::time::timeout` would register a timer for every call, and that registration (a clock
+/// read and an insertion into the timer wheel under the driver's lock) costs about a third of a
+/// call's round trip. Most replies arrive within one turn of the scheduler, so the timer is armed
+/// only if the reply is not there then: the first pending poll wakes itself instead, which lets
+/// the worker (woken by the send) run first. The timeout therefore counts from that second poll,
+/// a scheduler turn after the send, never less than asked for.
+struct Answer<T> {
+    answer: oneshot::Receiver<T>,
+    timeout: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    yielded: bool,
+}
+
+impl<T> Future for Answer<T> {
+    type Output = Option<Result<T, oneshot::error::RecvError>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let Poll::Ready(answer) = Pin::new(&mut this.answer).poll(cx) {
+            return Poll::Ready(Some(answer));
+        }
+        if !this.yielded {
+            this.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let timeout = this.timeout;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        timer.as_mut().poll(cx).map(|()| None)
     }
 }
 

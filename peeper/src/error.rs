@@ -141,4 +141,10 @@ pub enum TransferError {
     /// The branch ended (with this exit) before it could be handed over.
     #[error("the server stopped before it could be transferred: {0}")]
     Stopped(Exit),
+    /// A transfer to another node of a cluster
+    /// (`cluster::Node::transfer`, with the `postgres` feature) stopped the server and released its
+    /// lease for the target, but the target could not be notified. The target finds it when it
+    /// next (re)connects; any node may also start it by name.
+    #[error("the target node could not be notified: {0}")]
+    Store(StoreError),
 }

@@ -65,6 +65,22 @@ pub enum Exit {
         /// Why, from the store.
         message: String,
     },
+    /// Another node owns the server now (a cluster on a shared store): this node's lease expired
+    /// and was claimed by `owner`, so a write was refused by fencing
+    /// ([`StoreError::Fenced`](crate::store::StoreError::Fenced)) or the node saw the lease
+    /// taken; or the server hibernated here and `owner` started it meanwhile. The state in this
+    /// process was not written; the server lives on at `owner`.
+    Fenced {
+        /// The node that owns the server now, if known.
+        owner: Option<crate::store::NodeId>,
+    },
+    /// The server was handed off to another node of the cluster, with its last state written
+    /// and its lease released: on this node's graceful shutdown (`to` is `None`: whichever node
+    /// takes it over) or by a transfer to node `to`.
+    HandedOff {
+        /// The node it was transferred to, if one was named.
+        to: Option<crate::store::NodeId>,
+    },
 }
 
 impl Exit {
@@ -124,6 +140,14 @@ impl fmt::Display for Exit {
             Exit::Transferred => f.write_str("transferred to another supervisor"),
             Exit::Shutdown => f.write_str("its dynamic supervisor shut down"),
             Exit::ReviveFailed { message } => write!(f, "could not be revived: {message}"),
+            Exit::Fenced { owner: Some(owner) } => {
+                write!(f, "fenced: node `{owner}` owns the server now")
+            }
+            Exit::Fenced { owner: None } => {
+                f.write_str("fenced: this node lost the server's lease")
+            }
+            Exit::HandedOff { to: Some(to) } => write!(f, "handed off to node `{to}`"),
+            Exit::HandedOff { to: None } => f.write_str("handed off to another node"),
         }
     }
 }

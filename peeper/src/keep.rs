@@ -47,7 +47,8 @@ pub trait Keep<S>: Send + 'static {
 
     /// A cheap second handle on the kept state for [`Listener::on_state_changed`](crate::Listener),
     /// when the strategy keeps the whole state; `None` otherwise (then no state-change events).
-    fn share(kept: &Self::Kept) -> Option<Self::Kept>;
+    /// (It may change how `kept` holds the state, to share it.)
+    fn share(kept: &mut Option<Self::Kept>) -> Option<Self::Kept>;
 
     /// The whole state inside what was kept, when the strategy keeps all of it.
     fn view(kept: &Self::Kept) -> Option<&S>;
@@ -55,8 +56,9 @@ pub trait Keep<S>: Send + 'static {
 
 /// Keep a full copy of the state after every changing handler (the default; needs `Clone`).
 ///
-/// The copy is held in an [`Arc`] so that the listener shares it instead of copying again, and
-/// is refreshed with [`Clone::clone_from`], so a `Vec` or `String` state reuses its buffers.
+/// The copy is refreshed with [`Clone::clone_from`], so a `Vec` or `String` state reuses its
+/// buffers. It moves into an [`Arc`] only when a listener asks for it, so that the listener
+/// shares it instead of copying again; without a listener, keeping costs no atomic operation.
 ///
 /// ```
 /// use peeper::{Context, Server, Tracked};
@@ -82,28 +84,56 @@ pub trait Keep<S>: Send + 'static {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Snapshot;
 
+/// What [`Snapshot`] keeps: the copy, owned until a listener shares it.
+#[derive(Debug)]
+pub enum SnapshotCopy<S> {
+    /// Held by the keeper alone.
+    Owned(S),
+    /// Also held by the listener.
+    Shared(Arc<S>),
+}
+
+impl<S> SnapshotCopy<S> {
+    fn get(&self) -> &S {
+        match self {
+            SnapshotCopy::Owned(state) => state,
+            SnapshotCopy::Shared(state) => state,
+        }
+    }
+}
+
 impl<S: Clone + Send + Sync + 'static> Keep<S> for Snapshot {
-    type Kept = Arc<S>;
+    type Kept = SnapshotCopy<S>;
     const COPIES: bool = true;
 
-    fn copy(live: &S, into: &mut Option<Arc<S>>) {
-        // Reuse the scratch copy's buffers unless a listener still holds it.
-        match into.as_mut().and_then(Arc::get_mut) {
-            Some(scratch) => scratch.clone_from(live),
-            None => *into = Some(Arc::new(live.clone())),
+    fn copy(live: &S, into: &mut Option<SnapshotCopy<S>>) {
+        match into {
+            Some(SnapshotCopy::Owned(scratch)) => scratch.clone_from(live),
+            // Reuse the buffers of a shared copy too, once the listener has let go of it.
+            Some(SnapshotCopy::Shared(shared)) => match Arc::get_mut(shared) {
+                Some(scratch) => scratch.clone_from(live),
+                None => *into = Some(SnapshotCopy::Owned(live.clone())),
+            },
+            None => *into = Some(SnapshotCopy::Owned(live.clone())),
         }
     }
 
-    fn restore(kept: &Arc<S>, live: &mut S) {
-        live.clone_from(kept);
+    fn restore(kept: &SnapshotCopy<S>, live: &mut S) {
+        live.clone_from(kept.get());
     }
 
-    fn share(kept: &Arc<S>) -> Option<Arc<S>> {
-        Some(Arc::clone(kept))
+    fn share(kept: &mut Option<SnapshotCopy<S>>) -> Option<SnapshotCopy<S>> {
+        // An owned copy moves into an `Arc` (no clone); a shared one is shared once more.
+        let shared = match kept.take()? {
+            SnapshotCopy::Owned(state) => Arc::new(state),
+            SnapshotCopy::Shared(shared) => shared,
+        };
+        *kept = Some(SnapshotCopy::Shared(Arc::clone(&shared)));
+        Some(SnapshotCopy::Shared(shared))
     }
 
-    fn view(kept: &Arc<S>) -> Option<&S> {
-        Some(kept)
+    fn view(kept: &SnapshotCopy<S>) -> Option<&S> {
+        Some(kept.get())
     }
 }
 
@@ -152,7 +182,7 @@ impl<S: Project + Send + 'static> Keep<S> for Projection {
         *live = S::rebuild(kept);
     }
 
-    fn share(_: &S::Projection) -> Option<S::Projection> {
+    fn share(_: &mut Option<S::Projection>) -> Option<S::Projection> {
         None
     }
 
@@ -199,7 +229,7 @@ impl<S: Send + 'static> Keep<S> for InPlace {
 
     fn restore(_: &(), _: &mut S) {}
 
-    fn share(_: &()) -> Option<()> {
+    fn share(_: &mut Option<()>) -> Option<()> {
         None
     }
 

@@ -13,7 +13,7 @@ use std::mem;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::exit::panic_message;
 use crate::keep::Keep;
@@ -80,8 +80,8 @@ impl<S: Server> Cell<S> {
             });
         }
         mem::swap(&mut self.good, &mut self.scratch);
-        if let (Some(changes), Some(good)) = (changes, &self.good)
-            && let Some(new) = S::Keep::share(good)
+        if let Some(changes) = changes
+            && let Some(new) = S::Keep::share(&mut self.good)
         {
             // The keeper may have ended already (the branch is ending): nothing to tell then.
             let _ = changes.send(Event::Changed(new));
@@ -139,6 +139,68 @@ pub(crate) enum Event<S: Server> {
 
 pub(crate) type BoxedListener<S> = Box<dyn Listener<S>>;
 
+/// The sending side of the keeper's inbox.
+///
+/// With a listener, every event goes through an unbounded channel, in order. Without one, only
+/// the end matters to the keeper, and a oneshot carries it: an unbounded channel allocates a block
+/// of 32 slots up front, which was the largest single cost of an idle server.
+pub(crate) enum Events<S: Server> {
+    Listening(mpsc::UnboundedSender<Event<S>>),
+    Quiet(Option<oneshot::Sender<Event<S>>>),
+}
+
+/// The keeper's side of its inbox.
+pub(crate) enum Heard<S: Server> {
+    Listening(mpsc::UnboundedReceiver<Event<S>>),
+    Quiet(oneshot::Receiver<Event<S>>),
+}
+
+/// A keeper inbox: a channel of every event for a listener, a oneshot for the end otherwise.
+pub(crate) fn inbox<S: Server>(listening: bool) -> (Events<S>, Heard<S>) {
+    if listening {
+        let (events, heard) = mpsc::unbounded_channel();
+        (Events::Listening(events), Heard::Listening(heard))
+    } else {
+        let (events, heard) = oneshot::channel();
+        (Events::Quiet(Some(events)), Heard::Quiet(heard))
+    }
+}
+
+impl<S: Server> Events<S> {
+    /// Tells the keeper; events nobody listens to are dropped here.
+    pub(crate) fn send(&mut self, event: Event<S>) {
+        match self {
+            // The keeper may have ended already (the branch is ending): nothing to tell then.
+            Events::Listening(events) => drop(events.send(event)),
+            Events::Quiet(end) => {
+                if matches!(event, Event::Terminate { .. } | Event::Hibernate)
+                    && let Some(end) = end.take()
+                {
+                    drop(end.send(event));
+                }
+            }
+        }
+    }
+
+    /// Where a worker sends state changes, if anybody listens to them.
+    pub(crate) fn changes(&self) -> Option<mpsc::UnboundedSender<Event<S>>> {
+        match self {
+            Events::Listening(events) => Some(events.clone()),
+            Events::Quiet(_) => None,
+        }
+    }
+}
+
+impl<S: Server> Heard<S> {
+    async fn recv(&mut self) -> Option<Event<S>> {
+        match self {
+            Heard::Listening(heard) => heard.recv().await,
+            // Received at most once: the keeper stops at the end it carries.
+            Heard::Quiet(end) => end.await.ok(),
+        }
+    }
+}
+
 /// The keeper task: runs the listener in event order, then hands the listener back (a transfer
 /// moves it to the next branch).
 ///
@@ -146,7 +208,7 @@ pub(crate) type BoxedListener<S> = Box<dyn Listener<S>>;
 /// side of the first `on_state_changed`.
 pub(crate) async fn run<S: Server>(
     cell: SharedCell<S>,
-    mut events: mpsc::UnboundedReceiver<Event<S>>,
+    mut events: Heard<S>,
     listener: Option<BoxedListener<S>>,
     mut previous: Option<Kept<S>>,
 ) -> Option<BoxedListener<S>> {
@@ -172,7 +234,8 @@ pub(crate) async fn run<S: Server>(
             }
             Event::Terminate { reason } => {
                 if let Some(listener) = &listener {
-                    let cell = cell.lock().await;
+                    // Boxed: the lock's future would otherwise sit in every idle keeper's task.
+                    let cell = Box::pin(cell.lock()).await;
                     guarded("on_terminate", || {
                         listener.on_terminate(&reason, &cell.live)
                     });

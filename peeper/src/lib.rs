@@ -72,6 +72,9 @@
 //!   carries out kills, stops and transfers, and ends the branch in order.
 //! - **The keeper** task owns the cell and runs the [`Listener`] callbacks from one event channel,
 //!   in the order things happened, never on the worker's path.
+//! - **Kept resources** ([tables](Context::table) and [kept values](Context::keep)) hang off the
+//!   branch, next to the cell: every incarnation gets the same ones back (no copy), a transfer
+//!   moves them, and the end of the branch drops them. Writes to them are not rolled back.
 //!
 //! # What each kind of crash does
 //!
@@ -91,6 +94,8 @@
 
 mod branch;
 mod client;
+#[cfg(feature = "postgres")]
+pub mod cluster;
 mod context;
 mod durable;
 mod dynamic;
@@ -103,9 +108,11 @@ mod listener;
 mod mailbox;
 mod options;
 mod registry;
+mod resources;
 mod server;
 pub mod store;
 mod supervisor;
+mod table;
 mod worker;
 
 pub use branch::{Branch, BranchId, Child, Role};
@@ -122,6 +129,9 @@ pub use options::{
 pub use registry::whereis;
 pub use server::{InitError, Server, Tracked};
 pub use store::Persist;
+pub use table::{
+    Access, Lookup, OrderedTable, ReadOnly, ReadWrite, Table, TableError, TableId, table,
+};
 
 pub use kinds::{ServerKind, servers};
 

@@ -10,7 +10,10 @@ use crate::{CallError, Exit, Server};
 
 /// Where a call's reply goes. Dropped without a reply only when the worker is killed mid-call,
 /// which the client reports as [`CallError::Crashed`] with [`Exit::Killed`].
-pub(crate) type ReplyTo<S> = oneshot::Sender<Result<<S as Server>::Reply, CallError>>;
+///
+/// The error is boxed on its way: a `CallError` can be large (it may carry a store error), errors
+/// are rare, and an unboxed one would make every reply that size.
+pub(crate) type ReplyTo<S> = oneshot::Sender<Result<<S as Server>::Reply, Box<CallError>>>;
 
 pub(crate) enum Envelope<S: Server> {
     Call {
@@ -19,8 +22,9 @@ pub(crate) enum Envelope<S: Server> {
     },
     Cast(S::Cast),
     Info(S::Info),
-    /// End the branch once everything queued before it is handled.
-    Stop(Exit),
+    /// End the branch once everything queued before it is handled. Boxed: the exit is large and
+    /// rare, and every slot of the mailbox is as large as its largest variant.
+    Stop(Box<Exit>),
     /// Leave the worker at this message boundary so the branch can move (see `transfer`).
     Handoff,
 }
@@ -30,7 +34,7 @@ impl<S: Server> Envelope<S> {
     pub(crate) fn refuse(self, exit: &Exit) {
         if let Envelope::Call { reply, .. } = self {
             // The caller may have given up already; nobody else is owed the refusal.
-            let _ = reply.send(Err(CallError::Stopped(exit.clone())));
+            let _ = reply.send(Err(Box::new(CallError::Stopped(exit.clone()))));
         }
     }
 }

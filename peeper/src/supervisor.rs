@@ -17,13 +17,14 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::{JoinError, JoinHandle};
 use tokio::time::Instant;
 
-use crate::branch::Control;
+use crate::branch::{Commands, Control};
 use crate::durable::Durable;
 use crate::keep::Keep;
 use crate::keeper::{self, BoxedListener, Cell, Event, Kept, SharedCell};
 use crate::mailbox::Envelope;
 use crate::options::OnStop;
 use crate::options::Options;
+use crate::store::StoreError;
 use crate::worker::{self, Persistence, Worker, WorkerEnd};
 use crate::{
     Branch, Builder, Client, Context, CrashLoop, DynamicSupervisor, Exit, Server, StartError,
@@ -45,7 +46,7 @@ pub(crate) struct Parts<S: Server> {
     /// stopped reading, before the new one starts) waits for the new supervisor instead of being
     /// dropped with the old one's receiver: a `stop()` would otherwise be lost, or be refused
     /// with `AlreadyStopped` by a branch that lives on.
-    pub(crate) commands: Option<mpsc::UnboundedReceiver<Control>>,
+    pub(crate) commands: Option<Commands>,
     /// The store of a durable server.
     pub(crate) durable: Option<Durable<S>>,
 }
@@ -77,11 +78,32 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
             ));
         }
         // A stored state wins over the one given: this is how a durable server comes back.
-        (Some(durable), Some(name)) => durable
-            .load(&durable.key(name))
-            .await
-            .map_err(StartError::Store)?
-            .unwrap_or(state),
+        (Some(durable), Some(name)) => {
+            // Checked before the claim too: a second start of a running name must not claim
+            // (in a cluster, that would fence the running server). `register` below still
+            // settles a race between two starts.
+            if registry::whereis::<S>(name).is_some() {
+                return Err(StartError::NameTaken {
+                    name: name.clone(),
+                    server: std::any::type_name::<S>(),
+                });
+            }
+            // Claimed before it is read: in a cluster the claim fences the previous owner, so
+            // what is read after it is final (see `Store::claim`).
+            let key = durable.key(name);
+            durable
+                .storage
+                .claim(&key)
+                .await
+                .map_err(StartError::Store)?;
+            match durable.load(&key).await {
+                Ok(stored) => stored.unwrap_or(state),
+                Err(error) => {
+                    release(durable, &key).await;
+                    return Err(StartError::Store(error));
+                }
+            }
+        }
     };
     let initial = (options.crash_loop == CrashLoop::ResetToInitial).then(|| {
         let mut initial = None;
@@ -96,8 +118,13 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
     );
     let (mailbox, inbox) = mpsc::unbounded_channel();
     let client = Client::new(mailbox, branch.clone());
-    if let Some(name) = &options.name {
-        registry::register(name, &client)?;
+    if let Some(name) = &options.name
+        && let Err(taken) = registry::register(name, &client)
+    {
+        if let Some(durable) = &durable {
+            release(durable, &durable.key(name)).await;
+        }
+        return Err(taken);
     }
     let parts = Parts {
         cell: Arc::new(Mutex::new(Cell::new(state, inbox))),
@@ -115,6 +142,9 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
             None => {
                 if let Some(name) = &parts.options.name {
                     registry::unregister::<S>(name, branch.id());
+                    if let Some(durable) = &parts.durable {
+                        release(durable, &durable.key(name)).await;
+                    }
                 }
                 return Err(StartError::SupervisorStopped);
             }
@@ -125,6 +155,14 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
     branch.ready().await.map_err(StartError::Init)?;
     tracing::info!(server = branch.server(), name = branch.name(), id = %branch.id(), "started");
     Ok(client)
+}
+
+/// Releases a durable server's claim on its key ([`Store::release`](crate::store::Store::release)),
+/// after its last write. A failure is only logged: an unreleased lease expires on its own.
+async fn release<S>(durable: &Durable<S>, key: &crate::store::Key) {
+    if let Err(error) = durable.storage.release(key).await {
+        tracing::warn!(%key, %error, "could not release the lease");
+    }
 }
 
 /// Spawns a branch's keeper and supervisor on `runtime`; the supervisor starts the worker.
@@ -139,19 +177,14 @@ pub(crate) fn spawn<S: Server>(parts: Parts<S>, runtime: &Handle) {
         commands,
         durable,
     } = parts;
-    let (control, commands) = match commands {
-        // A moved branch keeps its channel, and every handle keeps its sender.
-        Some(commands) => (None, commands),
-        None => {
-            let (control, commands) = mpsc::unbounded_channel();
-            (Some(control), commands)
-        }
-    };
-    let (events, heard) = mpsc::unbounded_channel();
+    // A moved branch keeps its queue (it belongs to the branch), with whatever waits in it.
+    let first_start = commands.is_none();
+    let commands = commands.unwrap_or_else(|| Commands::new(client.branch().clone()));
+    let (events, heard) = keeper::inbox(listener.is_some());
     let changes = listener
         .as_ref()
         .filter(|l| l.wants_state_changes())
-        .map(|_| events.clone());
+        .and_then(|_| events.changes());
     // A branch that moved (`transfer`, or a restart after an abandoned handoff) already has a
     // kept state. Its new keeper must start from it: with no previous state it would skip the
     // first change after the move instead of reporting it to the listener. Nothing holds the
@@ -160,7 +193,7 @@ pub(crate) fn spawn<S: Server>(parts: Parts<S>, runtime: &Handle) {
     let previous = cell
         .try_lock()
         .ok()
-        .and_then(|cell| cell.good.as_ref().and_then(S::Keep::share));
+        .and_then(|mut cell| S::Keep::share(&mut cell.good));
     let keeper = runtime.spawn(keeper::run(Arc::clone(&cell), heard, listener, previous));
     let branch = client.branch().clone();
     let supervisor = Supervisor {
@@ -180,8 +213,8 @@ pub(crate) fn spawn<S: Server>(parts: Parts<S>, runtime: &Handle) {
     };
     let keeper_id = supervisor.keeper.id();
     let mut tasks = branch.tasks();
-    if let Some(control) = control {
-        tasks.control = Some(control);
+    if first_start {
+        tasks.control_open = true;
     }
     tasks.keeper = Some(keeper_id);
     tasks.supervisor = Some(runtime.spawn(supervisor.run()).id());
@@ -194,10 +227,10 @@ struct Supervisor<S: Server> {
     initial: Option<Arc<Kept<S>>>,
     incarnation: u64,
     /// To the keeper: restarts and the end.
-    events: mpsc::UnboundedSender<Event<S>>,
+    events: keeper::Events<S>,
     /// To the keeper, given to workers: state changes, when the listener wants them.
     changes: Option<mpsc::UnboundedSender<Event<S>>>,
-    commands: mpsc::UnboundedReceiver<Control>,
+    commands: Commands,
     keeper: JoinHandle<Option<BoxedListener<S>>>,
     /// When the recent restarts happened, oldest first, pruned to the window.
     restarts: VecDeque<Instant>,
@@ -241,7 +274,7 @@ impl<S: Server> Supervisor<S> {
                     Some(command) = self.commands.recv() => match command {
                         Control::KillWorker => running.abort(),
                         // Through the mailbox, so that what was queued before the stop is handled.
-                        Control::Stop(reason) => { let _ = self.client.enqueue(Envelope::Stop(reason)); }
+                        Control::Stop(reason) => { let _ = self.client.enqueue(Envelope::Stop(Box::new(reason))); }
                         Control::Handoff(reply) => {
                             handoff = Some(reply);
                             let _ = self.client.enqueue(Envelope::Handoff);
@@ -259,14 +292,17 @@ impl<S: Server> Supervisor<S> {
                     // A handoff whose requester gave up: carry on with a fresh worker.
                     None => Next::Restart,
                 },
-                WorkerEnd::Crashed { exit, started } => self.on_crash(exit, started).await,
+                // The rare paths are boxed: see the worker's `run` for why.
+                WorkerEnd::Crashed { exit, started } => {
+                    Box::pin(self.on_crash(exit, started)).await
+                }
                 WorkerEnd::Idle => Next::Hibernate,
             };
             match next {
                 Next::Restart => {}
-                Next::End { exit, terminate } => return self.end(exit, terminate).await,
-                Next::Handoff(reply) => return self.hand_over(reply).await,
-                Next::Hibernate => return self.hibernate().await,
+                Next::End { exit, terminate } => return Box::pin(self.end(exit, terminate)).await,
+                Next::Handoff(reply) => return Box::pin(self.hand_over(reply)).await,
+                Next::Hibernate => return Box::pin(self.hibernate()).await,
             }
         }
     }
@@ -342,7 +378,7 @@ impl<S: Server> Supervisor<S> {
             incarnation = self.incarnation,
             "restarting worker"
         );
-        let _ = self.events.send(Event::Restart {
+        self.events.send(Event::Restart {
             incarnation: self.incarnation,
             reason: exit,
         });
@@ -377,7 +413,7 @@ impl<S: Server> Supervisor<S> {
     }
 
     /// Ends the branch for good; see the module docs for the order.
-    async fn end(self, exit: Exit, run_terminate: bool) {
+    async fn end(mut self, exit: Exit, run_terminate: bool) {
         let branch = self.client.branch().clone();
         let mut ctx = Context::new(self.incarnation, self.client.clone());
         {
@@ -393,8 +429,11 @@ impl<S: Server> Supervisor<S> {
             while let Ok(envelope) = cell.mailbox.try_recv() {
                 envelope.refuse(&exit);
             }
+            // Fenced: another node owns the server now; this node must not write nor release.
+            let fenced = matches!(exit, Exit::Fenced { .. });
             if let (Some(durable), Some(name)) = (&self.durable, branch.name())
                 && branch.inner.status.borrow().ready.is_some()
+                && !fenced
             {
                 let key = durable.key(name);
                 let written = if exit == Exit::Normal && self.options.on_stop == OnStop::Wipe {
@@ -411,9 +450,13 @@ impl<S: Server> Supervisor<S> {
                     tracing::error!(server = branch.server(), name, %error, "could not update the stored state at the end");
                 }
             }
+            // The claim made at start (or revival) ends with the branch, after its last write.
+            if let (Some(durable), Some(name), false) = (&self.durable, branch.name(), fenced) {
+                release(durable, &durable.key(name)).await;
+            }
         }
         drop(ctx);
-        let _ = self.events.send(Event::Terminate {
+        self.events.send(Event::Terminate {
             reason: exit.clone(),
         });
         drop(self.events);
@@ -421,6 +464,9 @@ impl<S: Server> Supervisor<S> {
         // A keeper that panicked outside a listener callback would be a bug in this crate; the
         // branch still ends in order.
         let _ = self.keeper.await;
+        // The tables go with the name: no lookup finds them, outside handles refuse, and what
+        // they held is dropped.
+        branch.resources().end();
         if let Some(name) = branch.name() {
             registry::unregister::<S>(name, branch.id());
         }
@@ -429,7 +475,7 @@ impl<S: Server> Supervisor<S> {
             DynamicSupervisor::from_inner(owner).forget(branch.id());
         }
         match &exit {
-            Exit::Normal | Exit::Transferred | Exit::Shutdown => {
+            Exit::Normal | Exit::Transferred | Exit::Shutdown | Exit::HandedOff { .. } => {
                 tracing::info!(server = branch.server(), name = branch.name(), %exit, "stopped");
             }
             _ => tracing::error!(server = branch.server(), name = branch.name(), %exit, "stopped"),
@@ -443,9 +489,9 @@ impl<S: Server> Supervisor<S> {
     /// Parks an idle branch: its tasks end and its state leaves memory (it is in the store); what
     /// it needs to come back waits in the branch's sleeping slot, and the next message or control
     /// request through any handle revives it (see [`Branch::send_waking`]).
-    async fn hibernate(self) {
+    async fn hibernate(mut self) {
         let branch = self.client.branch().clone();
-        let _ = self.events.send(Event::Hibernate);
+        self.events.send(Event::Hibernate);
         drop(self.events);
         drop(self.changes);
         let listener = self.keeper.await.ok().flatten();
@@ -463,6 +509,11 @@ impl<S: Server> Supervisor<S> {
         let Some(mut sleeping) = Sleeping::from_parts(parts) else {
             return;
         };
+        // The worker stored the state before going idle: the claim can go. A revival claims
+        // again (so in a cluster, another node may start the server meanwhile).
+        if let (Some(durable), Some(name)) = (&sleeping.durable, sleeping.options.name.as_deref()) {
+            release(durable, &durable.key(name)).await;
+        }
         let runtime = Handle::current();
         let mut slot = branch.sleeping();
         // A control request (stop, kill, handoff) is sent under this same lock too
@@ -501,8 +552,8 @@ impl<S: Server> Supervisor<S> {
     }
 
     /// Hands the branch's parts to a transfer; the worker has stopped at a message boundary.
-    async fn hand_over(self, reply: oneshot::Sender<Box<dyn Any + Send>>) {
-        let _ = self.events.send(Event::Terminate {
+    async fn hand_over(mut self, reply: oneshot::Sender<Box<dyn Any + Send>>) {
+        self.events.send(Event::Terminate {
             reason: Exit::Transferred,
         });
         drop(self.events);
@@ -553,7 +604,7 @@ struct Sleeping<S: Server> {
     listener: Option<BoxedListener<S>>,
     initial: Option<Arc<Kept<S>>>,
     incarnation: u64,
-    commands: Option<mpsc::UnboundedReceiver<Control>>,
+    commands: Option<Commands>,
     durable: Option<Durable<S>>,
     runtime: Option<Handle>,
 }
@@ -626,7 +677,20 @@ impl<S: Server> Sleeping<S> {
             } = self;
             let branch = client.branch().clone();
             let loaded = match (&durable, options.name.as_deref()) {
-                (Some(durable), Some(name)) => durable.load(&durable.key(name)).await,
+                // Claimed again first, as at start: hibernating released it.
+                (Some(durable), Some(name)) => {
+                    let key = durable.key(name);
+                    match durable.storage.claim(&key).await {
+                        Ok(_) => {
+                            let loaded = durable.load(&key).await;
+                            if !matches!(loaded, Ok(Some(_))) {
+                                release(durable, &key).await;
+                            }
+                            loaded
+                        }
+                        Err(error) => Err(error),
+                    }
+                }
                 _ => Ok(None),
             };
             match loaded {
@@ -649,10 +713,24 @@ impl<S: Server> Sleeping<S> {
                     tracing::info!(server = branch.server(), name = branch.name(), "revived");
                     spawn(parts, &spawn_on);
                 }
-                Ok(None) => {
-                    finish_unrevived::<S>(&branch, mailbox, "the stored state is gone".to_owned())
+                Ok(None) => finish_unrevived::<S>(
+                    &branch,
+                    mailbox,
+                    Exit::ReviveFailed {
+                        message: "the stored state is gone".to_owned(),
+                    },
+                ),
+                // Another node started the server while it slept here: it lives on there.
+                Err(StoreError::OwnedElsewhere { node, .. }) => {
+                    finish_unrevived::<S>(&branch, mailbox, Exit::Fenced { owner: Some(node) });
                 }
-                Err(error) => finish_unrevived::<S>(&branch, mailbox, error.to_string()),
+                Err(error) => finish_unrevived::<S>(
+                    &branch,
+                    mailbox,
+                    Exit::ReviveFailed {
+                        message: error.to_string(),
+                    },
+                ),
             }
         });
     }
@@ -662,9 +740,8 @@ impl<S: Server> Sleeping<S> {
 fn finish_unrevived<S: Server>(
     branch: &Branch,
     mut mailbox: mpsc::UnboundedReceiver<Envelope<S>>,
-    message: String,
+    exit: Exit,
 ) {
-    let exit = Exit::ReviveFailed { message };
     tracing::error!(server = branch.server(), name = branch.name(), %exit, "stopped");
     branch
         .inner
@@ -674,6 +751,7 @@ fn finish_unrevived<S: Server>(
     while let Ok(envelope) = mailbox.try_recv() {
         envelope.refuse(&exit);
     }
+    branch.resources().end();
     if let Some(name) = branch.name() {
         registry::unregister::<S>(name, branch.id());
     }

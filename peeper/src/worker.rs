@@ -146,9 +146,11 @@ impl<S: Server> Worker<S> {
             };
         }
         cell.live.reset();
-        let init = AssertUnwindSafe(S::init(&mut cell.live, &mut ctx))
-            .catch_unwind()
-            .await;
+        // Boxed, as every await off the per-message path below: a task's future is as large as
+        // the largest set of locals alive across any of its awaits, and an idle server keeps that
+        // allocation for its whole life. A boxed await costs an allocation when it runs.
+        let init =
+            Box::pin(AssertUnwindSafe(S::init(&mut cell.live, &mut ctx)).catch_unwind()).await;
         let init = match init {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(Exit::InitFailed {
@@ -166,15 +168,21 @@ impl<S: Server> Worker<S> {
                 started: false,
             };
         }
-        let mut persistence = self.persistence;
+        // Boxed where it is built: a future held in a named local keeps a slot in this task's
+        // state even after it moved into a box.
+        let mut persistence = self.persistence.map(Box::new);
         let written = persistence
             .as_mut()
-            .map(|persistence| persistence.write(&cell.live));
-        if let Some(written) = written
-            && let Err(error) = written.await
-        {
-            // Not fatal: the next change writes the whole state again.
-            tracing::error!(server = self.client.branch().server(), %error, "could not store the state after init");
+            .map(|persistence| Box::pin(persistence.write(&cell.live)));
+        if let Some(written) = written {
+            let written = written.await;
+            if let Some(exit) = fenced(&written) {
+                return WorkerEnd::Stopped(exit);
+            }
+            if let Err(error) = written {
+                // Not fatal: the next change writes the whole state again.
+                tracing::error!(server = self.client.branch().server(), %error, "could not store the state after init");
+            }
         }
         let incarnation = self.incarnation;
         self.client
@@ -191,13 +199,13 @@ impl<S: Server> Worker<S> {
         let mut last_message = Instant::now();
         loop {
             let deadline = earliest(
-                persistence.as_ref().and_then(Persistence::flush_at),
+                persistence.as_deref().and_then(Persistence::flush_at),
                 self.idle_after.map(|idle| last_message + idle),
             );
             let received = match deadline {
                 None => cell.mailbox.recv().await,
                 Some(deadline) => {
-                    match tokio::time::timeout_at(deadline, cell.mailbox.recv()).await {
+                    match Box::pin(tokio::time::timeout_at(deadline, cell.mailbox.recv())).await {
                         Ok(received) => received,
                         Err(_elapsed) => {
                             let Some(persistence) = &mut persistence else {
@@ -205,10 +213,14 @@ impl<S: Server> Worker<S> {
                                 last_message = Instant::now();
                                 continue;
                             };
-                            let flushed = match persistence.flush(&cell.live) {
+                            let flush = persistence.flush(&cell.live).map(Box::pin);
+                            let flushed = match flush {
                                 Some(flush) => flush.await,
                                 None => Ok(()),
                             };
+                            if let Some(exit) = fenced(&flushed) {
+                                return WorkerEnd::Stopped(exit);
+                            }
                             match flushed {
                                 Ok(())
                                     if self
@@ -233,42 +245,53 @@ impl<S: Server> Worker<S> {
             let Some(envelope) = received else {
                 return WorkerEnd::Stopped(Exit::Normal);
             };
-            last_message = Instant::now();
+            // A clock read costs as much as a tenth of a call: only servers that can idle pay it.
+            if self.idle_after.is_some() {
+                last_message = Instant::now();
+            }
             cell.live.reset();
             let outcome = match envelope {
                 Envelope::Call { call, reply } => {
-                    let out = AssertUnwindSafe(S::handle_call(&mut cell.live, call, &mut ctx))
-                        .catch_unwind()
-                        .await;
+                    let out = guarded(S::handle_call(&mut cell.live, call, &mut ctx)).await;
                     match settle(cell, changes, out, false) {
                         Ok(value) => {
-                            let stored = store_if_changed(&mut persistence, &cell.live).await;
+                            let stored = match &mut persistence {
+                                None => Ok(()),
+                                Some(_) => {
+                                    Box::pin(store_if_changed(&mut persistence, &cell.live)).await
+                                }
+                            };
                             // Written: the common write below must not write it again.
                             cell.live.reset();
+                            let fenced = fenced(&stored);
                             // The caller may have timed out; the call still counted, as in GenServer.
-                            let _ = reply.send(stored.map(|()| value).map_err(CallError::Store));
+                            let _ = reply.send(
+                                stored
+                                    .map(|()| value)
+                                    .map_err(|error| Box::new(CallError::Store(error))),
+                            );
+                            if let Some(exit) = fenced {
+                                return WorkerEnd::Stopped(exit);
+                            }
                             Ok(())
                         }
                         Err(exit) => {
-                            let _ = reply.send(Err(CallError::Crashed(exit.clone())));
+                            let _ = reply.send(Err(Box::new(CallError::Crashed(exit.clone()))));
                             Err(exit)
                         }
                     }
                 }
                 Envelope::Cast(cast) => {
-                    let out = AssertUnwindSafe(S::handle_cast(&mut cell.live, cast, &mut ctx))
-                        .catch_unwind()
-                        .await;
+                    let out = guarded(S::handle_cast(&mut cell.live, cast, &mut ctx)).await;
                     settle(cell, changes, out, false)
                 }
                 Envelope::Info(info) => {
-                    let out = AssertUnwindSafe(S::handle_info(&mut cell.live, info, &mut ctx))
-                        .catch_unwind()
-                        .await;
+                    let out = guarded(S::handle_info(&mut cell.live, info, &mut ctx)).await;
                     settle(cell, changes, out, false)
                 }
                 Envelope::Stop(reason) => {
-                    terminate(cell, &reason, &mut ctx).await;
+                    let reason = *reason;
+                    Box::pin(terminate(cell, &reason, &mut ctx)).await;
                     return WorkerEnd::Stopped(reason);
                 }
                 Envelope::Handoff => return WorkerEnd::Handoff,
@@ -279,21 +302,35 @@ impl<S: Server> Worker<S> {
                     started: true,
                 };
             }
-            if let Err(error) = store_if_changed(&mut persistence, &cell.live).await {
-                // A cast or info message: nobody to tell but the log.
-                tracing::error!(server = self.client.branch().server(), %error, "could not store the state");
+            // Checked first: building the store's future costs a copy per message for nothing.
+            if persistence.is_some() {
+                let stored = Box::pin(store_if_changed(&mut persistence, &cell.live)).await;
+                if let Some(exit) = fenced(&stored) {
+                    return WorkerEnd::Stopped(exit);
+                }
+                if let Err(error) = stored {
+                    // A cast or info message: nobody to tell but the log.
+                    tracing::error!(server = self.client.branch().server(), %error, "could not store the state");
+                }
             }
             if ctx.stop_requested() {
-                terminate(cell, &Exit::Normal, &mut ctx).await;
+                Box::pin(terminate(cell, &Exit::Normal, &mut ctx)).await;
                 return WorkerEnd::Stopped(Exit::Normal);
             }
         }
     }
 }
 
+/// Runs a handler's future in place (pinned where it was built, not moved into a wrapper: a
+/// handler's future can be large, and moving it cost a copy per message) and catches its panic.
+async fn guarded<F: Future>(handler: F) -> Result<F::Output, Box<dyn Any + Send>> {
+    let handler = std::pin::pin!(handler);
+    AssertUnwindSafe(handler).catch_unwind().await
+}
+
 /// Writes the state to the store if the handler that just ran changed it.
 fn store_if_changed<S: Server>(
-    persistence: &mut Option<Persistence<S>>,
+    persistence: &mut Option<Box<Persistence<S>>>,
     live: &Tracked<S>,
 ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
     let write = match persistence {
@@ -305,6 +342,17 @@ fn store_if_changed<S: Server>(
             Some(write) => write.await,
             None => Ok(()),
         }
+    }
+}
+
+/// A write refused by fencing ends the worker (and its branch, without writing or releasing):
+/// another node owns the server now, and this copy of its state is stale.
+fn fenced(written: &Result<(), StoreError>) -> Option<Exit> {
+    match written {
+        Err(StoreError::Fenced { owner, .. }) => Some(Exit::Fenced {
+            owner: owner.clone(),
+        }),
+        _ => None,
     }
 }
 

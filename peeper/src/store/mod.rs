@@ -9,7 +9,7 @@
 //!
 //! A server opts in by implementing [`Persist`] (a stable kind name, a schema version, a
 //! migration) and starting with [`Builder::store`](crate::Builder::store). Stored bytes are a
-//! versioned [envelope](codec): codec id, schema version, payload. Reading an older version runs
+//! versioned envelope: codec id, schema version, payload. Reading an older version runs
 //! the server's [`Persist::migrate`]; a newer version, or bytes that do not decode, is a typed
 //! [`StoreError`] and the stored bytes are left exactly as they are.
 //!
@@ -46,8 +46,11 @@
 //! # Ok(()) }
 //! ```
 
+mod claim;
 mod codec;
 mod memory;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 mod redb;
 mod writer;
 
@@ -56,9 +59,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub use self::claim::{Claim, NodeId};
 pub use self::codec::{Codec, Persist, Stored};
 pub(crate) use self::codec::{decode, encode};
 pub use self::memory::Memory;
+#[cfg(feature = "postgres-tls")]
+pub use self::postgres::PostgresTls;
+#[cfg(feature = "postgres")]
+pub use self::postgres::{Postgres, PostgresBuilder};
 pub use self::redb::Redb;
 use self::writer::Writer;
 
@@ -156,6 +164,34 @@ pub enum StoreError {
     /// The storage's writer has stopped (its runtime shut down).
     #[error("the storage's writer has stopped")]
     Closed,
+    /// Another live node owns the server: its lease in a shared store (a
+    /// `Postgres` cluster, with the `postgres` feature) is held by `node` and has not expired.
+    /// Talk to the server on that node, or start it here once `node` hands it off or dies.
+    #[error("`{key}` is owned by node `{node}`")]
+    OwnedElsewhere {
+        /// The key claimed.
+        key: Key,
+        /// The node that owns it.
+        node: NodeId,
+    },
+    /// A write was refused by fencing: this node no longer owns the key (its lease expired and
+    /// another node claimed it with a higher epoch, or it was released). The write changed
+    /// nothing; the server on this node is stale and ends (with
+    /// [`Exit::Fenced`](crate::Exit::Fenced)).
+    #[error("this node no longer owns `{key}` ({}); the write changed nothing", owner_text(.owner.as_ref()))]
+    Fenced {
+        /// The key written.
+        key: Key,
+        /// The node that owns it now, if any.
+        owner: Option<NodeId>,
+    },
+}
+
+fn owner_text(owner: Option<&NodeId>) -> String {
+    match owner {
+        Some(node) => format!("node `{node}` owns it now"),
+        None => "no node owns it now".to_owned(),
+    }
 }
 
 impl StoreError {
@@ -196,6 +232,43 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every stored key, or only those of one server kind.
     fn keys<'a>(&'a self, kind: Option<&'a str>) -> BoxFuture<'a, Result<Vec<Key>, StoreError>>;
+
+    // Ownership, for stores that several processes share. The runtime claims a durable server's
+    // key before it loads its state (at start, and when it revives from hibernation) and releases
+    // it after its last write (when it ends, hibernates or is handed off). A store that one
+    // process owns needs none of it: the defaults grant everything.
+
+    /// Claims `key` for this node, before a server runs on it.
+    ///
+    /// # Errors
+    /// [`StoreError::OwnedElsewhere`] if another live node owns it; [`StoreError::Backend`].
+    fn claim<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<Claim, StoreError>> {
+        let _ = key;
+        Box::pin(std::future::ready(Ok(Claim::LOCAL)))
+    }
+
+    /// Gives `key` up, after the last write of its server committed.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`]; a lease that is not released expires on its own.
+    fn release<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = key;
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Commits the writes of `batch` that this node may still make, in one atomic, durable
+    /// transaction, and returns the others, each with why it was refused (typically
+    /// [`StoreError::Fenced`]): what the group-commit writer calls, so that one server that lost
+    /// its lease fails alone instead of failing everyone's batch. The default refuses none.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`]: nothing was applied.
+    fn commit_owned(
+        &self,
+        batch: Vec<Write>,
+    ) -> BoxFuture<'_, Result<Vec<(Key, StoreError)>, StoreError>> {
+        Box::pin(async move { self.commit(batch).await.map(|()| Vec::new()) })
+    }
 }
 
 /// A backend with its group-commit writer: what servers are started with
@@ -243,7 +316,7 @@ impl Storage {
         }
     }
 
-    /// The raw bytes stored under `key` (an [envelope](codec)), if any.
+    /// The raw bytes stored under `key` (a versioned envelope), if any.
     ///
     /// # Errors
     /// [`StoreError::Backend`].
@@ -267,6 +340,16 @@ impl Storage {
     /// [`StoreError::Backend`], [`StoreError::Closed`].
     pub async fn delete(&self, key: &Key) -> Result<(), StoreError> {
         self.submit(key.clone(), None).await
+    }
+
+    /// Claims `key` for this node ([`Store::claim`]).
+    pub(crate) async fn claim(&self, key: &Key) -> Result<Claim, StoreError> {
+        self.backend.claim(key).await
+    }
+
+    /// Releases `key` ([`Store::release`]). Called once the key's last write has committed.
+    pub(crate) async fn release(&self, key: &Key) -> Result<(), StoreError> {
+        self.backend.release(key).await
     }
 
     /// Submits a write to the group-commit writer and waits for the commit that carries it.

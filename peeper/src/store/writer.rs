@@ -27,17 +27,17 @@ struct Pending {
 }
 
 impl Pending {
-    /// Takes up to `max` keys, oldest first.
-    fn take(&mut self, max: usize) -> (Vec<Write>, Vec<Waiter>) {
+    /// Takes up to `max` keys, oldest first, with the waiters of each.
+    fn take(&mut self, max: usize) -> (Vec<Write>, Vec<(Key, Vec<Waiter>)>) {
         let mut batch = Vec::new();
         let mut waiters = Vec::new();
         while batch.len() < max {
             let Some(key) = self.order.pop_front() else {
                 break;
             };
-            if let Some((bytes, mut waiting)) = self.writes.remove(&key) {
+            if let Some((bytes, waiting)) = self.writes.remove(&key) {
+                waiters.push((key.clone(), waiting));
                 batch.push((key, bytes));
-                waiters.append(&mut waiting);
             }
         }
         (batch, waiters)
@@ -144,14 +144,34 @@ async fn run(shared: Arc<Shared>) {
             if batch.is_empty() {
                 break;
             }
-            let outcome = shared.backend.commit(batch).await;
+            // `commit_owned`: a store shared by several nodes may refuse the writes of a server
+            // this node no longer owns (fencing) and still commit everyone else's.
+            let outcome = shared.backend.commit_owned(batch).await;
             shared.commits.fetch_add(1, Ordering::Relaxed);
-            if let Err(error) = &outcome {
-                tracing::error!(%error, writes = waiters.len(), "commit failed");
-            }
-            for waiter in waiters {
-                // A waiter that gave up (its worker was killed) needs no answer.
-                let _ = waiter.send(outcome.clone());
+            let mut refused: HashMap<Key, StoreError> = match outcome {
+                Ok(refused) => refused.into_iter().collect(),
+                Err(error) => {
+                    tracing::error!(%error, writes = waiters.len(), "commit failed");
+                    for (_, waiting) in waiters {
+                        for waiter in waiting {
+                            let _ = waiter.send(Err(error.clone()));
+                        }
+                    }
+                    continue;
+                }
+            };
+            for (key, waiting) in waiters {
+                let outcome = match refused.remove(&key) {
+                    Some(error) => {
+                        tracing::warn!(%error, "write refused");
+                        Err(error)
+                    }
+                    None => Ok(()),
+                };
+                for waiter in waiting {
+                    // A waiter that gave up (its worker was killed) needs no answer.
+                    let _ = waiter.send(outcome.clone());
+                }
             }
         }
     }

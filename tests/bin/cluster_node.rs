@@ -1,0 +1,276 @@
+//! A node of a test cluster: the child process of `tests/tests/cluster_*.rs`, killed, paused and
+//! restarted by them.
+//!
+//! `cluster-node --schema <s> --node <id> [--lease-ms N] [--pump-ms N] [--take-over] [--adopt]`
+//! connects to `PEEPER_PG_URL`, hosts one durable server kind (`counter`), prints `ready <id>`,
+//! then obeys one command per stdin line and prints what happens, one line each:
+//!
+//! | command | prints |
+//! |---|---|
+//! | `start <name>` | `started <name> <count>`, `owned <name> <node>` or `start-error <name> <error>` |
+//! | `pump <name> <ms>` | every `ms`, `ack <name> <count>` for each `add(1)` acknowledged; `err <name> <error>` for a failure; `gone <name> <error>` and it stops pumping when the server has left this node |
+//! | `add <name> <n>` | `added <name> <count>` or `err <name> <error>` |
+//! | `get <name>` | `count <name> <count>` or `err <name> <error>` |
+//! | `owner <name>` | `owner <name> <node or none>` |
+//! | `transfer <name> <node>` | `transferred <name>` or `transfer-error <name> <error>` |
+//! | `shutdown` | hands everything off, waits for its pumps to finish, prints `handed-off <count>` and exits |
+//!
+//! Events print as `took-over <name> <count>`, `adopted <name> <from> <count>`,
+//! `lost <name> <owner or none>` and `revive-failed <name> <error>`; with `--pump-ms`, a server
+//! taken over or adopted is pumped at once. An acknowledged count is printed (and flushed, one
+//! line per write) before the next call is made: a printed count is a promise that the state was
+//! committed.
+
+use std::collections::HashMap;
+use std::error::Error;
+use std::time::Duration;
+
+use peeper::cluster::{Node, NodeEvent, NodeId, Postgres};
+use peeper::store::{Key, StoreError};
+use peeper::{CallError, OnStop, StartError};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Counter {
+    count: u64,
+}
+
+#[peeper::server]
+impl Counter {
+    #[call]
+    fn add(&mut self, by: u64) -> u64 {
+        self.count += by;
+        self.count
+    }
+
+    #[call]
+    fn get(&self) -> u64 {
+        self.count
+    }
+}
+
+impl peeper::Persist for Counter {
+    const KIND: &'static str = "counter";
+}
+
+fn counter(_name: &str) -> peeper::Builder<Counter, CounterClient> {
+    Counter::builder(Counter::default()).on_stop(OnStop::Keep)
+}
+
+struct Args {
+    schema: String,
+    node: String,
+    lease: Duration,
+    pump: Option<Duration>,
+    take_over: bool,
+    adopt: bool,
+}
+
+fn args() -> Result<Args, Box<dyn Error>> {
+    let mut args = Args {
+        schema: "public".to_owned(),
+        node: String::new(),
+        lease: Duration::from_secs(10),
+        pump: None,
+        take_over: false,
+        adopt: false,
+    };
+    let mut given = std::env::args().skip(1);
+    while let Some(arg) = given.next() {
+        let mut value = || given.next().ok_or(format!("`{arg}` needs a value"));
+        match arg.as_str() {
+            "--schema" => args.schema = value()?,
+            "--node" => args.node = value()?,
+            "--lease-ms" => args.lease = Duration::from_millis(value()?.parse()?),
+            "--pump-ms" => {
+                let ms: u64 = value()?.parse()?;
+                args.pump = (ms > 0).then(|| Duration::from_millis(ms));
+            }
+            "--take-over" => args.take_over = true,
+            "--adopt" => args.adopt = true,
+            other => return Err(format!("unknown argument `{other}`").into()),
+        }
+    }
+    Ok(args)
+}
+
+/// One line, written and flushed at once (`println!` locks stdout for the whole line).
+macro_rules! say {
+    ($($arg:tt)*) => { println!($($arg)*) };
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let args = args()?;
+    let url = std::env::var("PEEPER_PG_URL")?;
+    let postgres = Postgres::builder(&url)
+        .node(NodeId::new(args.node.as_str()))
+        .schema(args.schema.as_str())
+        .lease(args.lease)
+        .pool_size(8)
+        .connect()
+        .await?;
+    let node = Node::builder(postgres)
+        .host(counter)
+        .take_over(args.take_over)
+        .adopt_orphans(args.adopt)
+        .adopt_every(args.lease / 4)
+        .start()
+        .await?;
+    let mut pumps: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let (pumped, mut to_pump) = mpsc::unbounded_channel::<String>();
+
+    // Events: printed, and what arrives is pumped if asked.
+    let mut events = node.events();
+    let pump_new = args.pump.is_some();
+    tokio::spawn(async move {
+        while let Ok(event) = events.recv().await {
+            match event {
+                NodeEvent::TookOver { key } => {
+                    say!("took-over {} {}", key.name, count(&key.name).await);
+                    if pump_new {
+                        let _ = pumped.send(key.name);
+                    }
+                }
+                NodeEvent::Adopted { key, from } => {
+                    say!("adopted {} {from} {}", key.name, count(&key.name).await);
+                    if pump_new {
+                        let _ = pumped.send(key.name);
+                    }
+                }
+                NodeEvent::Lost { key, owner } => say!("lost {} {}", key.name, shown(owner)),
+                NodeEvent::ReviveFailed { key, error } => {
+                    say!("revive-failed {} {error}", key.name);
+                }
+                _ => {}
+            }
+        }
+    });
+
+    // Commands, read on a thread of their own (stdin blocks).
+    let (commands, mut received) = mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if commands.send(line).is_err() {
+                return;
+            }
+        }
+        // The test is gone: so is this node (as a kill would, without a handoff).
+        std::process::exit(0);
+    });
+
+    say!("ready {}", args.node);
+    loop {
+        let line = tokio::select! {
+            Some(name) = to_pump.recv() => {
+                if let Some(period) = args.pump {
+                    pumps.insert(name.clone(), tokio::spawn(pump(name, period)));
+                }
+                continue;
+            }
+            line = received.recv() => match line { Some(line) => line, None => return Ok(()) },
+        };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["start", name] => match node.start(counter(name).name(*name)).await {
+                Ok(client) => say!("started {name} {}", client.get().await?),
+                Err(StartError::Store(StoreError::OwnedElsewhere { node, .. })) => {
+                    say!("owned {name} {node}");
+                }
+                Err(error) => say!("start-error {name} {error}"),
+            },
+            ["pump", name, ms] => {
+                let period = Duration::from_millis(ms.parse()?);
+                pumps.insert(
+                    (*name).to_owned(),
+                    tokio::spawn(pump((*name).to_owned(), period)),
+                );
+            }
+            ["add", name, by] => {
+                match call(
+                    name,
+                    |c| async move { c.add(by.parse().unwrap_or(1)).await },
+                )
+                .await
+                {
+                    Ok(count) => say!("added {name} {count}"),
+                    Err(error) => say!("err {name} {error}"),
+                }
+            }
+            ["get", name] => match call(name, |c| async move { c.get().await }).await {
+                Ok(count) => say!("count {name} {count}"),
+                Err(error) => say!("err {name} {error}"),
+            },
+            ["owner", name] => {
+                let owner = node.owner(&Key::new("counter", *name)).await?;
+                say!("owner {name} {}", shown(owner));
+            }
+            ["transfer", name, to] => {
+                match node
+                    .transfer(&Key::new("counter", *name), &NodeId::new(*to))
+                    .await
+                {
+                    Ok(()) => say!("transferred {name}"),
+                    Err(error) => say!("transfer-error {name} {error}"),
+                }
+            }
+            ["shutdown"] => {
+                let keys = node.shutdown().await?;
+                // Every pump hears that its server left, after printing its last ack.
+                for (_, pump) in pumps.drain() {
+                    let _ = pump.await;
+                }
+                say!("handed-off {}", keys.len());
+                std::process::exit(0);
+            }
+            _ => say!("unknown-command {line}"),
+        }
+    }
+}
+
+fn shown(node: Option<NodeId>) -> String {
+    node.map_or_else(|| "none".to_owned(), |node| node.to_string())
+}
+
+async fn call<F, Fut>(name: &str, call: F) -> Result<u64, String>
+where
+    F: FnOnce(CounterClient) -> Fut,
+    Fut: Future<Output = Result<u64, CallError>>,
+{
+    match CounterClient::whereis(name) {
+        Some(client) => call(client).await.map_err(|error| error.to_string()),
+        None => Err("not running here".to_owned()),
+    }
+}
+
+async fn count(name: &str) -> String {
+    match call(name, |c| async move { c.get().await }).await {
+        Ok(count) => count.to_string(),
+        Err(error) => format!("? ({error})"),
+    }
+}
+
+/// Adds 1 every `period` while the server runs here, printing every acknowledged count.
+async fn pump(name: String, period: Duration) {
+    let Some(client) = CounterClient::whereis(&name) else {
+        say!("gone {name} not running here");
+        return;
+    };
+    let mut ticks = tokio::time::interval(period);
+    loop {
+        ticks.tick().await;
+        match client.add(1).await {
+            Ok(count) => say!("ack {name} {count}"),
+            // The server left this node (handed off, fenced): stop.
+            Err(error @ (CallError::Stopped(_) | CallError::Store(StoreError::Fenced { .. }))) => {
+                say!("gone {name} {error}");
+                return;
+            }
+            // The database is unreachable: say so and keep trying.
+            Err(error) => say!("err {name} {error}"),
+        }
+    }
+}
