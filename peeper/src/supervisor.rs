@@ -489,22 +489,9 @@ impl<S: Server> Supervisor<S> {
     /// Parks an idle branch: its tasks end and its state leaves memory (it is in the store); what
     /// it needs to come back waits in the branch's sleeping slot, and the next message or control
     /// request through any handle revives it (see [`Branch::send_waking`]).
-    async fn hibernate(mut self) {
+    async fn hibernate(self) {
         let branch = self.client.branch().clone();
-        self.events.send(Event::Hibernate);
-        drop(self.events);
-        drop(self.changes);
-        let listener = self.keeper.await.ok().flatten();
-        let parts = Parts {
-            cell: self.cell,
-            client: self.client,
-            options: self.options,
-            listener,
-            initial: self.initial,
-            incarnation: self.incarnation + 1,
-            commands: Some(self.commands),
-            durable: self.durable,
-        };
+        let parts = self.into_parts(Event::Hibernate).await;
         // Nothing else holds the cell now: the worker and the keeper have ended.
         let Some(mut sleeping) = Sleeping::from_parts(parts) else {
             return;
@@ -551,15 +538,14 @@ impl<S: Server> Supervisor<S> {
         );
     }
 
-    /// Hands the branch's parts to a transfer; the worker has stopped at a message boundary.
-    async fn hand_over(mut self, reply: oneshot::Sender<Box<dyn Any + Send>>) {
-        self.events.send(Event::Terminate {
-            reason: Exit::Transferred,
-        });
+    /// Ends this supervisor's keeper with `last` (which says why: hibernation or transfer) and
+    /// returns everything the branch needs to start again, as its next incarnation.
+    async fn into_parts(mut self, last: Event<S>) -> Parts<S> {
+        self.events.send(last);
         drop(self.events);
         drop(self.changes);
         let listener = self.keeper.await.ok().flatten();
-        let parts = Parts {
+        Parts {
             cell: self.cell,
             client: self.client,
             options: self.options,
@@ -568,7 +554,16 @@ impl<S: Server> Supervisor<S> {
             incarnation: self.incarnation + 1,
             commands: Some(self.commands),
             durable: self.durable,
-        };
+        }
+    }
+
+    /// Hands the branch's parts to a transfer; the worker has stopped at a message boundary.
+    async fn hand_over(self, reply: oneshot::Sender<Box<dyn Any + Send>>) {
+        let parts = self
+            .into_parts(Event::Terminate {
+                reason: Exit::Transferred,
+            })
+            .await;
         if let Err(parts) = reply.send(Box::new(parts)) {
             // The transfer gave up waiting: the branch must not vanish, so it restarts here.
             if let Ok(parts) = parts.downcast::<Parts<S>>() {
