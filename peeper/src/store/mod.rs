@@ -52,6 +52,7 @@ mod memory;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 mod redb;
+mod revive;
 mod writer;
 
 use std::fmt;
@@ -68,6 +69,7 @@ pub use self::postgres::PostgresTls;
 #[cfg(feature = "postgres")]
 pub use self::postgres::{Postgres, PostgresBuilder};
 pub use self::redb::Redb;
+pub use self::revive::{Revivable, revive_all};
 use self::writer::Writer;
 
 /// A boxed, sendable future: what [`Store`]'s methods return, so the trait stays object-safe.
