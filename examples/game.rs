@@ -87,10 +87,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("\nwaiting for the players to go idle and hibernate...");
     for player in &players {
-        // A demo, not a test: poll the branch until it sleeps.
-        while !player.branch().is_hibernating() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        player.branch().hibernated().await?;
     }
     println!("all hibernating: no tasks, state only in the store");
 

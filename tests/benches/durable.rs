@@ -145,9 +145,7 @@ async fn revival(storage: Storage) -> Vec<Duration> {
             .start()
             .await
             .unwrap();
-        while !account.branch().is_hibernating() {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        account.branch().hibernated().await.unwrap();
         let call = Instant::now();
         assert_eq!(account.balance().await.unwrap(), 7);
         samples.push(call.elapsed());
