@@ -607,33 +607,10 @@ struct Sleeping<S: Server> {
 impl<S: Server> Sleeping<S> {
     /// Takes the cell apart, keeping its mailbox. `None` if something still holds the cell (a
     /// bug: it is logged and the branch carries on awake).
-    fn from_parts(parts: Parts<S>) -> Option<Self> {
-        let Parts {
-            cell,
-            client,
-            options,
-            listener,
-            initial,
-            incarnation,
-            commands,
-            durable,
-        } = parts;
-        match Arc::try_unwrap(cell) {
-            Ok(cell) => Some(Sleeping {
-                mailbox: cell.into_inner().into_mailbox(),
-                client,
-                options,
-                listener,
-                initial,
-                incarnation,
-                commands,
-                durable,
-                runtime: None,
-            }),
-            Err(cell) => {
-                tracing::error!("cannot hibernate: the cell is still shared; staying awake");
-                let parts = Parts {
-                    cell,
+    fn from_parts(mut parts: Parts<S>) -> Option<Self> {
+        match Arc::try_unwrap(parts.cell) {
+            Ok(cell) => {
+                let Parts {
                     client,
                     options,
                     listener,
@@ -641,10 +618,40 @@ impl<S: Server> Sleeping<S> {
                     incarnation,
                     commands,
                     durable,
-                };
+                    ..
+                } = parts;
+                Some(Sleeping {
+                    mailbox: cell.into_inner().into_mailbox(),
+                    client,
+                    options,
+                    listener,
+                    initial,
+                    incarnation,
+                    commands,
+                    durable,
+                    runtime: None,
+                })
+            }
+            Err(cell) => {
+                tracing::error!("cannot hibernate: the cell is still shared; staying awake");
+                parts.cell = cell;
                 spawn(parts, &Handle::current());
                 None
             }
+        }
+    }
+
+    /// The branch again, around `state` loaded from the store, with the mailbox as it was left.
+    fn into_parts(self, state: S) -> Parts<S> {
+        Parts {
+            cell: Arc::new(Mutex::new(Cell::new(state, self.mailbox))),
+            client: self.client,
+            options: self.options,
+            listener: self.listener,
+            initial: self.initial,
+            incarnation: self.incarnation,
+            commands: self.commands,
+            durable: self.durable,
         }
     }
 
@@ -659,19 +666,8 @@ impl<S: Server> Sleeping<S> {
     fn revive(self, runtime: &Handle) {
         let spawn_on = runtime.clone();
         runtime.spawn(async move {
-            let Sleeping {
-                mailbox,
-                client,
-                options,
-                listener,
-                initial,
-                incarnation,
-                commands,
-                durable,
-                ..
-            } = self;
-            let branch = client.branch().clone();
-            let loaded = match (&durable, options.name.as_deref()) {
+            let branch = self.client.branch().clone();
+            let loaded = match (&self.durable, self.options.name.as_deref()) {
                 // Claimed again first, as at start: hibernating released it.
                 (Some(durable), Some(name)) => {
                     let key = durable.key(name);
@@ -690,17 +686,7 @@ impl<S: Server> Sleeping<S> {
             };
             match loaded {
                 Ok(Some(state)) => {
-                    let cell = Arc::new(Mutex::new(Cell::new(state, mailbox)));
-                    let parts = Parts {
-                        cell,
-                        client,
-                        options,
-                        listener,
-                        initial,
-                        incarnation,
-                        commands,
-                        durable,
-                    };
+                    let parts = self.into_parts(state);
                     branch
                         .inner
                         .status
@@ -710,18 +696,22 @@ impl<S: Server> Sleeping<S> {
                 }
                 Ok(None) => finish_unrevived::<S>(
                     &branch,
-                    mailbox,
+                    self.mailbox,
                     Exit::ReviveFailed {
                         message: "the stored state is gone".to_owned(),
                     },
                 ),
                 // Another node started the server while it slept here: it lives on there.
                 Err(StoreError::OwnedElsewhere { node, .. }) => {
-                    finish_unrevived::<S>(&branch, mailbox, Exit::Fenced { owner: Some(node) });
+                    finish_unrevived::<S>(
+                        &branch,
+                        self.mailbox,
+                        Exit::Fenced { owner: Some(node) },
+                    );
                 }
                 Err(error) => finish_unrevived::<S>(
                     &branch,
-                    mailbox,
+                    self.mailbox,
                     Exit::ReviveFailed {
                         message: error.to_string(),
                     },
