@@ -1,6 +1,5 @@
 //! [`Branch`]: the handle on a server's supervisor, keeper and worker tasks.
 
-use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -12,6 +11,8 @@ use tokio::task;
 
 use crate::dynamic::DynInner;
 use crate::resources::Resources;
+use crate::store::StoreError;
+use crate::supervisor::Moving;
 use crate::{Exit, SendError, StopError};
 
 /// A branch's lifecycle, published by its tasks and watched by clients.
@@ -28,6 +29,12 @@ pub(crate) struct Status {
     pub(crate) finished: bool,
     /// The branch is hibernating: no tasks, its state in its store.
     pub(crate) hibernating: bool,
+    /// The branch is ending but its last state could not be stored yet (this is the last
+    /// error): it retries, holding its claim and its name, until the store takes it.
+    pub(crate) unstored: Option<StoreError>,
+    /// The start that made the branch's claim was dropped and gave the claim up itself: the
+    /// branch must not release it (see `supervisor::Starting`).
+    pub(crate) abandoned: bool,
 }
 
 /// A branch's [`Status`], and a way to wait for it to change.
@@ -83,8 +90,8 @@ pub(crate) type Wake = Box<dyn FnOnce() + Send>;
 pub(crate) enum Control {
     KillWorker,
     Stop(Exit),
-    /// Hand the branch's parts over (boxed `Parts<S>`), for `transfer`.
-    Handoff(oneshot::Sender<Box<dyn Any + Send>>),
+    /// Hand the branch's parts over, for `transfer`.
+    Handoff(oneshot::Sender<Box<dyn Moving>>),
 }
 
 #[derive(Default)]
@@ -385,8 +392,15 @@ impl Branch {
     pub(crate) async fn stop_with(&self, reason: Exit) -> Result<(), StopError> {
         self.control(Control::Stop(reason))
             .map_err(|SendError::Stopped(exit)| StopError::AlreadyStopped(exit))?;
-        self.finished().await;
-        Ok(())
+        let status = self
+            .inner
+            .status
+            .wait_for(|s| s.finished || s.unstored.is_some())
+            .await;
+        match status.unstored {
+            Some(error) if !status.finished => Err(StopError::Store(error)),
+            _ => Ok(()),
+        }
     }
 
     pub(crate) fn control(&self, control: Control) -> Result<(), SendError> {

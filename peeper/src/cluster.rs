@@ -371,7 +371,9 @@ impl Node {
     /// # Errors
     /// [`TransferError::NotFound`] if the server does not run on this node;
     /// [`TransferError::Stopped`] if it ended first; [`TransferError::Store`] if `to` could not
-    /// be notified (the server is stopped and released).
+    /// be notified (the server is stopped and released), or if its last state could not be
+    /// written (the server is stopped here and keeps its lease, retrying the write; it is
+    /// released, not handed to `to`, once the write commits).
     pub async fn transfer(&self, key: &Key, to: &NodeId) -> Result<(), TransferError> {
         let not_found = || TransferError::NotFound {
             name: key.name.clone(),
@@ -392,9 +394,19 @@ impl Node {
                 to: Some(to.clone()),
             })
             .await;
-        if let Err(StopError::AlreadyStopped(exit)) = stopped {
-            postgres.cancel_hand_off(key);
-            return Err(TransferError::Stopped(exit));
+        match stopped {
+            Ok(()) => {}
+            Err(StopError::AlreadyStopped(exit)) => {
+                postgres.cancel_hand_off(key);
+                return Err(TransferError::Stopped(exit));
+            }
+            // Its last state is not stored yet: the branch keeps the lease and retries; the
+            // release that follows the write is a plain one, and `to` is not told.
+            Err(StopError::Store(error)) => {
+                postgres.cancel_hand_off(key);
+                return Err(TransferError::Store(error));
+            }
+            Err(error) => return Err(TransferError::Store(StoreError::backend(error))),
         }
         let keys = postgres.take_handed_off(Some(to));
         postgres
@@ -414,6 +426,9 @@ impl Node {
     /// # Errors
     /// [`StoreError::Backend`] if the notification could not be sent: the servers are stopped
     /// and released all the same, and taking nodes find them when they next (re)connect.
+    /// The store's error if the last state of a server could not be written: that server keeps
+    /// its lease and retries while this process lives, and is released (for a taker) once its
+    /// write commits; wait for it with its branch's [`ended`](Branch::ended) before exiting.
     pub async fn shutdown(&self) -> Result<Vec<Key>, StoreError> {
         let inner = &self.inner;
         inner.closing.store(true, Ordering::SeqCst);
@@ -423,12 +438,18 @@ impl Node {
         let postgres = &inner.postgres;
         postgres.hand_off_all();
         let children = inner.supervisor.which_children();
-        futures::future::join_all(
+        let stopped = futures::future::join_all(
             children
                 .iter()
                 .map(|branch| branch.stop_with(Exit::HandedOff { to: None })),
         )
         .await;
+        // A server whose last state is not stored yet keeps its lease and retries; it is handed
+        // off (released for a taker) once the write commits, while this process lives.
+        let unstored = stopped.into_iter().find_map(|stopped| match stopped {
+            Err(StopError::Store(error)) => Some(error),
+            _ => None,
+        });
         // Refuses starts from now on, and stops any that came in meanwhile (released for a taker
         // too, since every release now is).
         inner.supervisor.shutdown().await;
@@ -436,6 +457,9 @@ impl Node {
         postgres.stop_handing_off();
         let notified = postgres.notify(None, &keys).await;
         tracing::info!(node = %self.id(), servers = keys.len(), "handed off");
+        if let Some(error) = unstored {
+            return Err(error);
+        }
         notified.map(|_| keys)
     }
 }
@@ -603,25 +627,45 @@ async fn adopt(node: Weak<NodeInner>, every: Duration) {
 /// Stops the servers whose lease the renewal found taken by another node.
 async fn watch_lost(node: Weak<NodeInner>, mut lost: broadcast::Receiver<Key>) {
     loop {
-        let key = match lost.recv().await {
-            Ok(key) => key,
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+        let keys = match lost.recv().await {
+            Ok(key) => vec![key],
+            // Notices were dropped (a mass expiry outran this task): which ones is unknown, so
+            // every server running here is checked against the leases the store still holds.
+            // Skipping them instead left fenced copies answering reads.
+            Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                let Some(node) = node.upgrade() else {
+                    return;
+                };
+                tracing::warn!(skipped, "lost-lease notices dropped; checking every lease");
+                node.running()
+                    .keys()
+                    .filter(|key| !node.postgres.holds(key))
+                    .cloned()
+                    .collect()
+            }
             Err(broadcast::error::RecvError::Closed) => return,
         };
         let Some(node) = node.upgrade() else {
             return;
         };
-        let Some(branch) = node.running().get(&key).cloned() else {
-            continue;
-        };
-        let owner = node.postgres.owner(&key).await.ok().flatten();
-        let _ = branch
-            .stop_with(Exit::Fenced {
-                owner: owner.clone(),
-            })
-            .await;
-        let _ = node.events.send(NodeEvent::Lost { key, owner });
+        for key in keys {
+            fence(&node, key).await;
+        }
     }
+}
+
+/// Stops the server `key`, whose lease this node lost, and tells the node's listeners.
+async fn fence(node: &NodeInner, key: Key) {
+    let Some(branch) = node.running().get(&key).cloned() else {
+        return;
+    };
+    let owner = node.postgres.owner(&key).await.ok().flatten();
+    let _ = branch
+        .stop_with(Exit::Fenced {
+            owner: owner.clone(),
+        })
+        .await;
+    let _ = node.events.send(NodeEvent::Lost { key, owner });
 }
 
 impl fmt::Debug for Node {

@@ -44,6 +44,63 @@ impl<S> Durable<S> {
     }
 }
 
+impl<S> Durable<S> {
+    /// Claims `key` for a server about to run on it ([`Store::claim`](crate::store::Store::claim)).
+    /// The claim is guarded until a running branch owns it.
+    pub(crate) async fn claim(&self, key: &Key) -> Result<ClaimGuard, StoreError> {
+        // Armed before the await: the store's own claim is cancel-safe, and a claim that lands
+        // after this future was dropped is given up by the store itself.
+        self.storage.claim(key).await?;
+        Ok(ClaimGuard {
+            storage: self.storage.clone(),
+            key: Some(key.clone()),
+        })
+    }
+}
+
+/// A claim on a durable server's key that no running branch owns yet.
+///
+/// Dropped while armed (the start or revival that made it failed, or its future was dropped at
+/// one of its awaits, as under `tokio::time::timeout`), it gives the claim up at once: this
+/// node can claim the key again right away, and the store releases the lease in the background
+/// ([`Store::abandon`](crate::store::Store::abandon)). Without it, a cancelled start left the
+/// key claimed, and renewed, for as long as the process lived.
+#[must_use = "a claim guard dropped at once gives the claim up"]
+pub(crate) struct ClaimGuard {
+    storage: Storage,
+    key: Option<Key>,
+}
+
+impl ClaimGuard {
+    /// A running branch owns the claim from now on: it releases it after its last write.
+    pub(crate) fn hand_to_branch(mut self) {
+        self.key = None;
+    }
+
+    /// Releases the claim and waits for it: the start failed before any branch ran.
+    pub(crate) async fn release(mut self) {
+        if let Some(key) = self.key.take() {
+            release(&self.storage, &key).await;
+        }
+    }
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.storage.abandon(&key);
+        }
+    }
+}
+
+/// Releases a durable server's claim on its key ([`Store::release`](crate::store::Store::release)),
+/// after its last write. A failure is only logged: an unreleased lease expires on its own.
+pub(crate) async fn release(storage: &Storage, key: &Key) {
+    if let Err(error) = storage.release(key).await {
+        tracing::warn!(%key, %error, "could not release the lease");
+    }
+}
+
 impl<S> Clone for Durable<S> {
     fn clone(&self) -> Self {
         Durable {

@@ -1,6 +1,5 @@
 //! [`DynamicSupervisor`] and [`transfer`].
 
-use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -10,7 +9,7 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
 use crate::branch::Control;
-use crate::supervisor::{self, Parts};
+use crate::supervisor::Moving;
 use crate::{
     Branch, BranchId, Builder, Client, Exit, Server, StartError, StopError, TransferError, registry,
 };
@@ -20,10 +19,8 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// A branch under a dynamic supervisor, with its server type erased.
 trait Hosted: Send + Sync {
     fn branch(&self) -> &Branch;
-    /// Stops the branch at a message boundary and returns its parts (a boxed `Parts<S>`).
-    fn hand_over(&self) -> BoxFuture<Result<Box<dyn Any + Send>, TransferError>>;
-    /// Starts the parts on `runtime`.
-    fn restart_on(&self, parts: Box<dyn Any + Send>, runtime: &Handle);
+    /// Stops the branch at a message boundary and returns its parts.
+    fn hand_over(&self) -> BoxFuture<Result<Box<dyn Moving>, TransferError>>;
 }
 
 struct Hosting<S: Server>(Client<S>);
@@ -33,7 +30,7 @@ impl<S: Server> Hosted for Hosting<S> {
         self.0.branch()
     }
 
-    fn hand_over(&self) -> BoxFuture<Result<Box<dyn Any + Send>, TransferError>> {
+    fn hand_over(&self) -> BoxFuture<Result<Box<dyn Moving>, TransferError>> {
         let branch = self.0.branch().clone();
         Box::pin(async move {
             let (reply, parts) = oneshot::channel();
@@ -44,13 +41,6 @@ impl<S: Server> Hosted for Hosting<S> {
                 .await
                 .map_err(|_| TransferError::Stopped(branch.exit_or_normal()))
         })
-    }
-
-    fn restart_on(&self, parts: Box<dyn Any + Send>, runtime: &Handle) {
-        // `hand_over` of this very `Hosting<S>` produced the box.
-        if let Ok(parts) = parts.downcast::<Parts<S>>() {
-            supervisor::spawn(*parts, runtime);
-        }
     }
 }
 
@@ -317,10 +307,10 @@ pub async fn transfer(
         from.state()
             .children
             .push((branch.id(), Arc::clone(&hosted)));
-        hosted.restart_on(parts, &from.inner.runtime);
+        parts.spawn_on(&from.inner.runtime);
         return Err(TransferError::TargetStopped);
     }
-    hosted.restart_on(parts, &to.inner.runtime);
+    parts.spawn_on(&to.inner.runtime);
     tracing::info!(server = branch.server(), name, id = %branch.id(), "transferred");
     Ok(())
 }

@@ -102,6 +102,13 @@ pub enum StopError {
     /// a branch that this supervisor does not host.
     #[error("the branch is not a child of this supervisor")]
     NotAChild,
+    /// The server stopped (it takes no more messages), but its last state could not be written
+    /// to its store yet, for this reason. Nothing is lost: the branch keeps retrying, with a
+    /// pause of up to a second, and keeps its claim and its name until the write commits, so
+    /// no other node and no new start here reads an older state.
+    /// [`Branch::ended`](crate::Branch::ended) resolves once it is stored.
+    #[error("the server stopped, but its last state is not stored yet (retrying): {0}")]
+    Store(StoreError),
 }
 
 /// Why [`transfer`](crate::transfer) did not move a branch. In every case but

@@ -52,6 +52,34 @@ pub trait Keep<S>: Send + 'static {
 
     /// The whole state inside what was kept, when the strategy keeps all of it.
     fn view(kept: &Self::Kept) -> Option<&S>;
+
+    /// What a [`Listener`](crate::Listener) is shown of a kept state: the state itself when the
+    /// strategy keeps all of it ([`view`](Keep::view)); rebuilt from the kept part by
+    /// [`Projection`] (as a restart would, before `init`); `None` when nothing is kept
+    /// ([`InPlace`]).
+    fn show(kept: &Self::Kept) -> Option<Shown<'_, S>> {
+        Self::view(kept).map(Shown::Kept)
+    }
+}
+
+/// A kept state as a [`Listener`](crate::Listener) sees it: see [`Keep::show`].
+#[derive(Debug)]
+pub enum Shown<'a, S> {
+    /// The kept copy itself.
+    Kept(&'a S),
+    /// A state rebuilt from the kept part.
+    Rebuilt(S),
+}
+
+impl<S> std::ops::Deref for Shown<'_, S> {
+    type Target = S;
+
+    fn deref(&self) -> &S {
+        match self {
+            Shown::Kept(state) => state,
+            Shown::Rebuilt(state) => state,
+        }
+    }
 }
 
 /// Keep a full copy of the state after every changing handler (the default; needs `Clone`).
@@ -140,6 +168,10 @@ impl<S: Clone + Send + Sync + 'static> Keep<S> for Snapshot {
 /// Keep only a part of the state, chosen by the server's [`Project`] impl; the rest is rebuilt
 /// by [`Project::rebuild`] and then `init` after a crash.
 ///
+/// A listener's [`on_state_changed`](crate::Listener::on_state_changed) sees states rebuilt from
+/// the kept parts (what a restart would start from, before `init`): one `rebuild` per side of
+/// each change, on the keeper's task, off the handlers' path.
+///
 /// Use it when part of the state is large and derivable (a cache, an index) or cannot be cloned
 /// (a connection). `#[derive(peeper::State)]` will write the [`Project`] impl from
 /// `#[keep(skip)]` field attributes.
@@ -171,23 +203,28 @@ pub trait Project: Sized {
 }
 
 impl<S: Project + Send + 'static> Keep<S> for Projection {
-    type Kept = S::Projection;
+    /// Behind an `Arc`, so that a listener shares each projection instead of projecting again.
+    type Kept = Arc<S::Projection>;
     const COPIES: bool = true;
 
-    fn copy(live: &S, into: &mut Option<S::Projection>) {
-        *into = Some(live.project());
+    fn copy(live: &S, into: &mut Option<Arc<S::Projection>>) {
+        *into = Some(Arc::new(live.project()));
     }
 
-    fn restore(kept: &S::Projection, live: &mut S) {
+    fn restore(kept: &Arc<S::Projection>, live: &mut S) {
         *live = S::rebuild(kept);
     }
 
-    fn share(_: &mut Option<S::Projection>) -> Option<S::Projection> {
+    fn share(kept: &mut Option<Arc<S::Projection>>) -> Option<Arc<S::Projection>> {
+        kept.as_ref().map(Arc::clone)
+    }
+
+    fn view(_: &Arc<S::Projection>) -> Option<&S> {
         None
     }
 
-    fn view(_: &S::Projection) -> Option<&S> {
-        None
+    fn show(kept: &Arc<S::Projection>) -> Option<Shown<'_, S>> {
+        Some(Shown::Rebuilt(S::rebuild(kept)))
     }
 }
 
@@ -196,8 +233,9 @@ impl<S: Project + Send + 'static> Keep<S> for Projection {
 /// The live state lives in the keeper's cell and the worker borrows it; when the worker panics or
 /// is killed, the next worker gets the very same value, including whatever the crashing handler
 /// had already changed. Choose it for states too large to copy whose handlers are written so that
-/// every intermediate state is valid. There is no old state to show, so listeners get no
-/// `on_state_changed` events.
+/// every intermediate state is valid. There is no old state to show, so a listener that wants
+/// `on_state_changed` events is refused at start (`StartError::InvalidOptions`, naming the fix)
+/// rather than left silent.
 ///
 /// ```
 /// #[derive(Default)]

@@ -64,10 +64,7 @@ impl<S: Server> Cell<S> {
     /// # Errors
     /// The state's `Clone` (or `Project`) panicked: the good copy is untouched, and the caller
     /// treats the handler as crashed.
-    pub(crate) fn commit(
-        &mut self,
-        changes: Option<&mpsc::UnboundedSender<Event<S>>>,
-    ) -> Result<(), Exit> {
+    pub(crate) fn commit(&mut self, changes: Option<&Changes<S>>) -> Result<(), Exit> {
         if !S::Keep::COPIES {
             return Ok(());
         }
@@ -83,8 +80,7 @@ impl<S: Server> Cell<S> {
         if let Some(changes) = changes
             && let Some(new) = S::Keep::share(&mut self.good)
         {
-            // The keeper may have ended already (the branch is ending): nothing to tell then.
-            let _ = changes.send(Event::Changed(new));
+            changes.send(new);
         }
         Ok(())
     }
@@ -127,8 +123,11 @@ impl<S: Server> Cell<S> {
 
 /// What the keeper task hears, in the order it happened.
 pub(crate) enum Event<S: Server> {
-    /// A handler completed and changed the state; this is the new kept state.
-    Changed(Kept<S>),
+    /// A handler completed and changed the state; this is the new kept state, and how many
+    /// changes before it the listener will not hear of (it fell behind; see [`Backlog`]).
+    Changed { new: Kept<S>, skipped: u64 },
+    /// The listener fell behind: the latest change waits in the backlog's overflow slot.
+    Overflowed,
     /// A worker crashed and `incarnation` replaces it.
     Restart { incarnation: u64, reason: Exit },
     /// The branch ended; the worker is gone and the cell holds the last state.
@@ -139,27 +138,110 @@ pub(crate) enum Event<S: Server> {
 
 pub(crate) type BoxedListener<S> = Box<dyn Listener<S>>;
 
+/// How many state changes may wait for a slow listener before they are coalesced (see
+/// [`Builder::listener_backlog`](crate::Builder::listener_backlog)).
+pub(crate) const DEFAULT_LISTENER_BACKLOG: usize = 1_024;
+
+/// The bound on the state changes waiting for the listener.
+///
+/// Each waiting change pins a copy of the state, so a listener slower than the handlers grew
+/// memory without bound. Up to `limit` changes wait in the channel, each heard in order; past
+/// that, the newest change replaces the one in the overflow slot (counting the ones it replaced)
+/// and one [`Event::Overflowed`] tells the keeper to take it. Until the keeper has taken it,
+/// every change goes to the slot, and any other event flushes the slot into the channel first:
+/// so the listener hears changes, restarts and the end in the order they happened, with at most
+/// `limit + 1` copies waiting, and a count of what it missed.
+pub(crate) struct Backlog<S: Server> {
+    limit: usize,
+    /// Changes in the channel, not yet heard.
+    waiting: std::sync::atomic::AtomicUsize,
+    overflow: std::sync::Mutex<Option<(Kept<S>, u64)>>,
+}
+
+impl<S: Server> Backlog<S> {
+    fn overflow(&self) -> std::sync::MutexGuard<'_, Option<(Kept<S>, u64)>> {
+        // Only an `Option` is replaced under this lock.
+        self.overflow
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Where a worker sends state changes for the listener.
+pub(crate) struct Changes<S: Server> {
+    events: mpsc::UnboundedSender<Event<S>>,
+    backlog: Arc<Backlog<S>>,
+}
+
+impl<S: Server> Clone for Changes<S> {
+    fn clone(&self) -> Self {
+        Changes {
+            events: self.events.clone(),
+            backlog: Arc::clone(&self.backlog),
+        }
+    }
+}
+
+impl<S: Server> Changes<S> {
+    fn send(&self, new: Kept<S>) {
+        use std::sync::atomic::Ordering;
+        let mut overflow = self.backlog.overflow();
+        if let Some((waiting, skipped)) = &mut *overflow {
+            *waiting = new;
+            *skipped += 1;
+            return;
+        }
+        // The keeper may have ended already (the branch is ending): nothing to tell then.
+        if self.backlog.waiting.load(Ordering::Acquire) >= self.backlog.limit {
+            *overflow = Some((new, 0));
+            let _ = self.events.send(Event::Overflowed);
+        } else {
+            self.backlog.waiting.fetch_add(1, Ordering::AcqRel);
+            let _ = self.events.send(Event::Changed { new, skipped: 0 });
+        }
+    }
+
+    /// Sends `event` after whatever waits in the overflow slot.
+    fn send_after_overflow(&self, event: Event<S>) {
+        let mut overflow = self.backlog.overflow();
+        if let Some((new, skipped)) = overflow.take() {
+            let _ = self.events.send(Event::Changed { new, skipped });
+        }
+        let _ = self.events.send(event);
+    }
+}
+
 /// The sending side of the keeper's inbox.
 ///
 /// With a listener, every event goes through an unbounded channel, in order. Without one, only
 /// the end matters to the keeper, and a oneshot carries it: an unbounded channel allocates a block
 /// of 32 slots up front, which was the largest single cost of an idle server.
 pub(crate) enum Events<S: Server> {
-    Listening(mpsc::UnboundedSender<Event<S>>),
+    Listening(Changes<S>),
     Quiet(Option<oneshot::Sender<Event<S>>>),
 }
 
 /// The keeper's side of its inbox.
 pub(crate) enum Heard<S: Server> {
-    Listening(mpsc::UnboundedReceiver<Event<S>>),
+    Listening(mpsc::UnboundedReceiver<Event<S>>, Arc<Backlog<S>>),
     Quiet(oneshot::Receiver<Event<S>>),
 }
 
-/// A keeper inbox: a channel of every event for a listener, a oneshot for the end otherwise.
-pub(crate) fn inbox<S: Server>(listening: bool) -> (Events<S>, Heard<S>) {
+/// A keeper inbox: a channel of every event for a listener (with at most `backlog` state changes
+/// waiting in it), a oneshot for the end otherwise.
+pub(crate) fn inbox<S: Server>(listening: bool, backlog: usize) -> (Events<S>, Heard<S>) {
     if listening {
         let (events, heard) = mpsc::unbounded_channel();
-        (Events::Listening(events), Heard::Listening(heard))
+        let backlog = Arc::new(Backlog {
+            limit: backlog.max(1),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            overflow: std::sync::Mutex::new(None),
+        });
+        let changes = Changes {
+            events,
+            backlog: Arc::clone(&backlog),
+        };
+        (Events::Listening(changes), Heard::Listening(heard, backlog))
     } else {
         let (events, heard) = oneshot::channel();
         (Events::Quiet(Some(events)), Heard::Quiet(heard))
@@ -171,7 +253,7 @@ impl<S: Server> Events<S> {
     pub(crate) fn send(&mut self, event: Event<S>) {
         match self {
             // The keeper may have ended already (the branch is ending): nothing to tell then.
-            Events::Listening(events) => drop(events.send(event)),
+            Events::Listening(changes) => changes.send_after_overflow(event),
             Events::Quiet(end) => {
                 if matches!(event, Event::Terminate { .. } | Event::Hibernate)
                     && let Some(end) = end.take()
@@ -183,9 +265,9 @@ impl<S: Server> Events<S> {
     }
 
     /// Where a worker sends state changes, if anybody listens to them.
-    pub(crate) fn changes(&self) -> Option<mpsc::UnboundedSender<Event<S>>> {
+    pub(crate) fn changes(&self) -> Option<Changes<S>> {
         match self {
-            Events::Listening(events) => Some(events.clone()),
+            Events::Listening(changes) => Some(changes.clone()),
             Events::Quiet(_) => None,
         }
     }
@@ -194,7 +276,23 @@ impl<S: Server> Events<S> {
 impl<S: Server> Heard<S> {
     async fn recv(&mut self) -> Option<Event<S>> {
         match self {
-            Heard::Listening(heard) => heard.recv().await,
+            Heard::Listening(heard, backlog) => {
+                let event = heard.recv().await?;
+                Some(match event {
+                    Event::Changed { .. } => {
+                        backlog
+                            .waiting
+                            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                        event
+                    }
+                    // Taken already if another event flushed it: nothing to hear then.
+                    Event::Overflowed => match backlog.overflow().take() {
+                        Some((new, skipped)) => Event::Changed { new, skipped },
+                        None => Event::Overflowed,
+                    },
+                    event => event,
+                })
+            }
             // Received at most once: the keeper stops at the end it carries.
             Heard::Quiet(end) => end.await.ok(),
         }
@@ -214,16 +312,24 @@ pub(crate) async fn run<S: Server>(
 ) -> Option<BoxedListener<S>> {
     while let Some(event) = events.recv().await {
         match event {
-            Event::Changed(new) => {
-                let views = previous
-                    .as_ref()
-                    .and_then(S::Keep::view)
-                    .zip(S::Keep::view(&new));
-                if let (Some(listener), Some((old, new))) = (&listener, views) {
-                    guarded("on_state_changed", || listener.on_state_changed(old, new));
+            Event::Changed { new, skipped } => {
+                if let Some(listener) = &listener {
+                    if skipped > 0 {
+                        guarded("on_state_changes_skipped", || {
+                            listener.on_state_changes_skipped(skipped);
+                        });
+                    }
+                    let views = previous
+                        .as_ref()
+                        .and_then(S::Keep::show)
+                        .zip(S::Keep::show(&new));
+                    if let Some((old, new)) = views {
+                        guarded("on_state_changed", || listener.on_state_changed(&old, &new));
+                    }
                 }
                 previous = Some(new);
             }
+            Event::Overflowed => {}
             Event::Restart {
                 incarnation,
                 reason,

@@ -43,8 +43,24 @@ use crate::Exit;
 /// ```
 pub trait Listener<S>: Send + Sync + 'static {
     /// A handler changed the state; `old` is the previous kept state, `new` the one just kept.
+    ///
+    /// With the [`Projection`](crate::keep::Projection) strategy both are rebuilt from the kept
+    /// parts; with [`InPlace`](crate::keep::InPlace) nothing is kept to show, and a server with
+    /// a listener that wants these calls does not start. Each change waiting for this listener
+    /// holds a copy of the state: see
+    /// [`on_state_changes_skipped`](Listener::on_state_changes_skipped) for a listener that
+    /// falls behind.
     fn on_state_changed(&self, old: &S, new: &S) {
         let _ = (old, new);
+    }
+
+    /// The listener fell behind: more changes waited for it than
+    /// [`Builder::listener_backlog`](crate::Builder::listener_backlog) allows (1,024 by
+    /// default), and the `skipped` changes before the next `on_state_changed` were coalesced
+    /// into it. That call's `old` is then the state it last heard of, not the one just before
+    /// `new`. Every restart and the end are still heard, in order.
+    fn on_state_changes_skipped(&self, skipped: u64) {
+        let _ = skipped;
     }
 
     /// A worker crashed with `reason` and incarnation `incarnation` is starting in its place.

@@ -45,6 +45,7 @@ pub(crate) struct Options {
     pub(crate) write: WritePolicy,
     pub(crate) on_stop: OnStop,
     pub(crate) idle_after: Option<Duration>,
+    pub(crate) listener_backlog: usize,
 }
 
 /// When a durable server writes its state (see [`Builder::store`]).
@@ -103,6 +104,7 @@ impl Default for Options {
             write: WritePolicy::default(),
             on_stop: OnStop::default(),
             idle_after: None,
+            listener_backlog: crate::keeper::DEFAULT_LISTENER_BACKLOG,
         }
     }
 }
@@ -200,6 +202,23 @@ impl<S: Server, C: From<Client<S>>> Builder<S, C> {
     /// The listener that hears about state changes, restarts and the end; see [`Listener`].
     pub fn listener(mut self, listener: impl Listener<S>) -> Self {
         self.listener = Some(Box::new(listener));
+        self
+    }
+
+    /// How many state changes may wait for a slow listener (1,024 by default, at least 1).
+    /// Each one holds a copy of the state; past the bound, the newest change replaces the ones
+    /// the listener has not heard yet, and it is told how many it missed
+    /// ([`Listener::on_state_changes_skipped`]). Restarts and the end are always heard, in
+    /// order.
+    ///
+    /// ```
+    /// # #[derive(Clone, Default)] struct Big(Vec<u8>);
+    /// # #[peeper::server] impl Big { #[call] fn len(&self) -> usize { self.0.len() } }
+    /// let builder = Big::builder(Big::default()).listener_backlog(8);
+    /// # drop(builder);
+    /// ```
+    pub fn listener_backlog(mut self, changes: usize) -> Self {
+        self.options.listener_backlog = changes.max(1);
         self
     }
 

@@ -8,13 +8,14 @@
 //! caller hears why), lets the keeper run `on_terminate`, frees the name and leaves its dynamic
 //! supervisor, then marks the branch finished.
 
-use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::{JoinError, JoinHandle};
+
 use tokio::time::Instant;
 
 use crate::branch::{Commands, Control};
@@ -51,6 +52,19 @@ pub(crate) struct Parts<S: Server> {
     pub(crate) durable: Option<Durable<S>>,
 }
 
+/// A branch between two supervisors, with its server type erased: what a transfer carries. A
+/// trait object rather than `Box<dyn Any>`, so that no downcast can fail and drop a branch.
+pub(crate) trait Moving: Send {
+    /// Starts the branch again on `runtime`, as its next incarnation.
+    fn spawn_on(self: Box<Self>, runtime: &Handle);
+}
+
+impl<S: Server> Moving for Parts<S> {
+    fn spawn_on(self: Box<Self>, runtime: &Handle) {
+        spawn(*self, runtime);
+    }
+}
+
 pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client<S>, StartError> {
     let Builder {
         state,
@@ -65,11 +79,21 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
             "`CrashLoop::ResetToInitial` needs a strategy that keeps a copy; `InPlace` keeps none",
         ));
     }
+    if !S::Keep::COPIES && listener.as_ref().is_some_and(|l| l.wants_state_changes()) {
+        return Err(StartError::InvalidOptions(
+            "`InPlace` keeps no copy of the state, so the listener's `on_state_changed` could never \
+             be called: keep with `Snapshot` or `Projection`, or return `false` from \
+             `Listener::wants_state_changes`",
+        ));
+    }
     if options.idle_after.is_some() && durable.is_none() {
         return Err(StartError::InvalidOptions(
             "`idle_after` needs a store (`Builder::store`): a hibernating server keeps its state there",
         ));
     }
+    // Every await from the claim to the spawn is guarded: dropped there (a start under a
+    // timeout), the start gives its claim up.
+    let mut claim = None;
     let state = match (&durable, &options.name) {
         (None, _) => state,
         (Some(_), None) => {
@@ -91,15 +115,14 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
             // Claimed before it is read: in a cluster the claim fences the previous owner, so
             // what is read after it is final (see `Store::claim`).
             let key = durable.key(name);
-            durable
-                .storage
-                .claim(&key)
-                .await
-                .map_err(StartError::Store)?;
+            let guard = durable.claim(&key).await.map_err(StartError::Store)?;
             match durable.load(&key).await {
-                Ok(stored) => stored.unwrap_or(state),
+                Ok(stored) => {
+                    claim = Some(guard);
+                    stored.unwrap_or(state)
+                }
                 Err(error) => {
-                    release(durable, &key).await;
+                    guard.release().await;
                     return Err(StartError::Store(error));
                 }
             }
@@ -121,8 +144,8 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
     if let Some(name) = &options.name
         && let Err(taken) = registry::register(name, &client)
     {
-        if let Some(durable) = &durable {
-            release(durable, &durable.key(name)).await;
+        if let Some(claim) = claim {
+            claim.release().await;
         }
         return Err(taken);
     }
@@ -142,9 +165,9 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
             None => {
                 if let Some(name) = &parts.options.name {
                     registry::unregister::<S>(name, branch.id());
-                    if let Some(durable) = &parts.durable {
-                        release(durable, &durable.key(name)).await;
-                    }
+                }
+                if let Some(claim) = claim {
+                    claim.release().await;
                 }
                 return Err(StartError::SupervisorStopped);
             }
@@ -152,17 +175,77 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
         None => Handle::current(),
     };
     spawn(parts, &runtime);
+    // Until `init` has completed, the start is still the caller's: dropped here, it takes the
+    // branch down with it rather than leave a server running that nobody asked to wait for.
+    let starting = Starting {
+        branch: branch.clone(),
+        unregister: registry::unregister::<S>,
+        claim,
+        armed: true,
+    };
     branch.ready().await.map_err(StartError::Init)?;
+    starting.done();
     tracing::info!(server = branch.server(), name = branch.name(), id = %branch.id(), "started");
     Ok(client)
 }
 
-/// Releases a durable server's claim on its key ([`Store::release`](crate::store::Store::release)),
-/// after its last write. A failure is only logged: an unreleased lease expires on its own.
-async fn release<S>(durable: &Durable<S>, key: &crate::store::Key) {
-    if let Err(error) = durable.storage.release(key).await {
-        tracing::warn!(%key, %error, "could not release the lease");
+/// A branch spawned by a start that has not returned yet.
+///
+/// Dropped before [`done`](Starting::done) (the caller dropped the start future, as
+/// `tokio::time::timeout` does), it undoes the start at once, so that a new start of the same
+/// name goes through right away: the name is freed, the claim is given up (the branch, told so,
+/// will not release it: the key may be claimed again by then), and the worker is killed, which
+/// ends a branch whose first `init` has not completed.
+struct Starting {
+    branch: Branch,
+    unregister: fn(&str, crate::BranchId),
+    claim: Option<crate::durable::ClaimGuard>,
+    armed: bool,
+}
+
+impl Starting {
+    /// The start returned: the branch owns its claim and name from now on.
+    fn done(mut self) {
+        self.armed = false;
+        if let Some(claim) = self.claim.take() {
+            claim.hand_to_branch();
+        }
     }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let branch = &self.branch;
+        tracing::info!(
+            server = branch.server(),
+            name = branch.name(),
+            "start dropped before init completed; stopping it"
+        );
+        if self.claim.is_some() {
+            branch
+                .inner
+                .status
+                .send_modify(|status| status.abandoned = true);
+        }
+        // Given up (`ClaimGuard`'s drop) after the branch was told, so it cannot release it.
+        drop(self.claim.take());
+        if let Some(name) = branch.name() {
+            (self.unregister)(name, branch.id());
+        }
+        // The stop is queued for the case where `init` completes before the kill lands (the
+        // kill then only restarts the worker, which handles the stop); the kill is for an
+        // `init` that never completes.
+        let _ = branch.control(Control::Stop(Exit::Shutdown));
+        let _ = branch.control(Control::KillWorker);
+    }
+}
+
+/// Releases a durable server's claim on its key, after its last write.
+async fn release<S>(durable: &Durable<S>, key: &crate::store::Key) {
+    crate::durable::release(&durable.storage, key).await;
 }
 
 /// Spawns a branch's keeper and supervisor on `runtime`; the supervisor starts the worker.
@@ -180,7 +263,7 @@ pub(crate) fn spawn<S: Server>(parts: Parts<S>, runtime: &Handle) {
     // A moved branch keeps its queue (it belongs to the branch), with whatever waits in it.
     let first_start = commands.is_none();
     let commands = commands.unwrap_or_else(|| Commands::new(client.branch().clone()));
-    let (events, heard) = keeper::inbox(listener.is_some());
+    let (events, heard) = keeper::inbox(listener.is_some(), options.listener_backlog);
     let changes = listener
         .as_ref()
         .filter(|l| l.wants_state_changes())
@@ -229,7 +312,7 @@ struct Supervisor<S: Server> {
     /// To the keeper: restarts and the end.
     events: keeper::Events<S>,
     /// To the keeper, given to workers: state changes, when the listener wants them.
-    changes: Option<mpsc::UnboundedSender<Event<S>>>,
+    changes: Option<keeper::Changes<S>>,
     commands: Commands,
     keeper: JoinHandle<Option<BoxedListener<S>>>,
     /// When the recent restarts happened, oldest first, pruned to the window.
@@ -243,13 +326,13 @@ struct Supervisor<S: Server> {
 enum Next {
     Restart,
     End { exit: Exit, terminate: bool },
-    Handoff(oneshot::Sender<Box<dyn Any + Send>>),
+    Handoff(oneshot::Sender<Box<dyn Moving>>),
     Hibernate,
 }
 
 impl<S: Server> Supervisor<S> {
     async fn run(mut self) {
-        let mut handoff: Option<oneshot::Sender<Box<dyn Any + Send>>> = None;
+        let mut handoff: Option<oneshot::Sender<Box<dyn Moving>>> = None;
         loop {
             let guard = Arc::clone(&self.cell).lock_owned().await;
             let persistence =
@@ -296,6 +379,11 @@ impl<S: Server> Supervisor<S> {
                 WorkerEnd::Crashed { exit, started } => {
                     Box::pin(self.on_crash(exit, started)).await
                 }
+                // A handoff was asked for just as the worker went idle: its request waits in the
+                // mailbox, and a fresh worker reaches it. Hibernating instead would drop the
+                // requester's reply channel while the branch lives on (revived by that very
+                // request), and the transfer would answer `Stopped` for a running server.
+                WorkerEnd::Idle if handoff.is_some() => Next::Restart,
                 WorkerEnd::Idle => Next::Hibernate,
             };
             match next {
@@ -430,29 +518,37 @@ impl<S: Server> Supervisor<S> {
                 envelope.refuse(&exit);
             }
             // Fenced: another node owns the server now; this node must not write nor release.
-            let fenced = matches!(exit, Exit::Fenced { .. });
-            if let (Some(durable), Some(name)) = (&self.durable, branch.name())
-                && branch.inner.status.borrow().ready.is_some()
-                && !fenced
-            {
+            // Abandoned: the start that made the claim was dropped and gave it up itself; the
+            // key may be claimed again here already, and a release would free that claim.
+            let status = branch.inner.status.borrow();
+            let keeps_claim = !matches!(exit, Exit::Fenced { .. }) && !status.abandoned;
+            if let (Some(durable), Some(name), true) = (&self.durable, branch.name(), keeps_claim) {
                 let key = durable.key(name);
-                let written = if exit == Exit::Normal && self.options.on_stop == OnStop::Wipe {
-                    durable.storage.submit(key, None).await
+                let stored = if status.ready.is_none() {
+                    // `init` never completed: nothing of this branch's is worth storing.
+                    Ok(())
                 } else {
-                    // Every other end keeps the state for the next start: make sure the last one
-                    // is there (a batched write may be pending).
-                    match durable.encode(&key, &cell.live) {
-                        Ok(bytes) => durable.storage.submit(key, Some(bytes)).await,
+                    let last = if exit == Exit::Normal && self.options.on_stop == OnStop::Wipe {
+                        Ok(None)
+                    } else {
+                        // Every other end keeps the state for the next start: make sure the last
+                        // one is there (a batched write may be pending).
+                        durable.encode(&key, &cell.live).map(Some)
+                    };
+                    match last {
+                        Ok(bytes) => Box::pin(store_last(durable, &branch, &key, bytes)).await,
                         Err(error) => Err(error),
                     }
                 };
-                if let Err(error) = written {
-                    tracing::error!(server = branch.server(), name, %error, "could not update the stored state at the end");
+                match stored {
+                    // The claim made at start (or revival) ends with the branch, after its last
+                    // write, and only then: released after a failed write, it would let another
+                    // node revive an older state.
+                    Ok(()) => release(durable, &key).await,
+                    Err(error) => {
+                        tracing::error!(server = branch.server(), name, %error, "could not store the last state; the claim is kept");
+                    }
                 }
-            }
-            // The claim made at start (or revival) ends with the branch, after its last write.
-            if let (Some(durable), Some(name), false) = (&self.durable, branch.name(), fenced) {
-                release(durable, &durable.key(name)).await;
             }
         }
         drop(ctx);
@@ -558,7 +654,7 @@ impl<S: Server> Supervisor<S> {
     }
 
     /// Hands the branch's parts to a transfer; the worker has stopped at a message boundary.
-    async fn hand_over(self, reply: oneshot::Sender<Box<dyn Any + Send>>) {
+    async fn hand_over(self, reply: oneshot::Sender<Box<dyn Moving>>) {
         let parts = self
             .into_parts(Event::Terminate {
                 reason: Exit::Transferred,
@@ -566,10 +662,54 @@ impl<S: Server> Supervisor<S> {
             .await;
         if let Err(parts) = reply.send(Box::new(parts)) {
             // The transfer gave up waiting: the branch must not vanish, so it restarts here.
-            if let Ok(parts) = parts.downcast::<Parts<S>>() {
-                spawn(*parts, &Handle::current());
-            }
+            parts.spawn_on(&Handle::current());
         }
+    }
+}
+
+/// Writes a branch's last state (`None`: deletes it), retrying until the store takes it.
+///
+/// A failure that another attempt can fix (the store is down, the disk is full) is retried with
+/// a growing pause, up to a second, for as long as it takes: the branch keeps its claim
+/// meanwhile, so no other node revives an older state, and its name, so no new start here reads
+/// one. After [`ANNOUNCE_AFTER`] failures the error is published for the stopper
+/// ([`StopError::Store`](crate::StopError::Store)). A failure that no retry fixes (fenced,
+/// closed, unencodable) is returned.
+async fn store_last<S>(
+    durable: &Durable<S>,
+    branch: &Branch,
+    key: &crate::store::Key,
+    bytes: Option<Vec<u8>>,
+) -> Result<(), StoreError> {
+    const FIRST_PAUSE: Duration = Duration::from_millis(10);
+    const LONGEST_PAUSE: Duration = Duration::from_secs(1);
+    const ANNOUNCE_AFTER: u32 = 3;
+    let mut pause = FIRST_PAUSE;
+    let mut failures = 0_u32;
+    loop {
+        let error = match durable.storage.submit(key.clone(), bytes.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(error) => error,
+        };
+        if matches!(
+            error,
+            StoreError::Fenced { .. }
+                | StoreError::Closed
+                | StoreError::OwnedElsewhere { .. }
+                | StoreError::Encode { .. }
+        ) {
+            return Err(error);
+        }
+        failures += 1;
+        tracing::warn!(%key, %error, failures, "could not store the last state; retrying");
+        if failures == ANNOUNCE_AFTER {
+            branch
+                .inner
+                .status
+                .send_modify(|status| status.unstored = Some(error));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(LONGEST_PAUSE);
     }
 }
 
@@ -671,11 +811,13 @@ impl<S: Server> Sleeping<S> {
                 // Claimed again first, as at start: hibernating released it.
                 (Some(durable), Some(name)) => {
                     let key = durable.key(name);
-                    match durable.storage.claim(&key).await {
-                        Ok(_) => {
+                    match durable.claim(&key).await {
+                        Ok(claim) => {
                             let loaded = durable.load(&key).await;
-                            if !matches!(loaded, Ok(Some(_))) {
-                                release(durable, &key).await;
+                            if matches!(loaded, Ok(Some(_))) {
+                                claim.hand_to_branch();
+                            } else {
+                                claim.release().await;
                             }
                             loaded
                         }

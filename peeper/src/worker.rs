@@ -12,12 +12,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::FutureExt;
-use tokio::sync::{OwnedMutexGuard, mpsc};
+use tokio::sync::OwnedMutexGuard;
 
 use crate::exit::panic_message;
-use crate::keeper::{Cell, Event};
-use crate::mailbox::Envelope;
+use crate::keeper::{Cell, Changes};
+use crate::mailbox::{Envelope, ReplyTo};
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -45,7 +46,7 @@ pub(crate) struct Worker<S: Server> {
     pub(crate) incarnation: u64,
     pub(crate) client: Client<S>,
     /// Where state changes go, when the listener wants them.
-    pub(crate) changes: Option<mpsc::UnboundedSender<Event<S>>>,
+    pub(crate) changes: Option<Changes<S>>,
     /// The store and how to write to it, for a durable server.
     pub(crate) persistence: Option<Persistence<S>>,
     /// Hibernate after this long without a message.
@@ -254,23 +255,23 @@ impl<S: Server> Worker<S> {
                 Envelope::Call { call, reply } => {
                     let out = guarded(S::handle_call(&mut cell.live, call, &mut ctx)).await;
                     match settle(cell, changes, out, false) {
+                        // Nothing to store (no store, or a `&self` handler): reply now.
+                        Ok(value) if persistence.is_none() || !cell.live.changed() => {
+                            // The caller may have timed out; the call still counted, as in GenServer.
+                            let _ = reply.send(Ok(value));
+                            Ok(())
+                        }
                         Ok(value) => {
-                            let stored = match &mut persistence {
-                                None => Ok(()),
-                                Some(_) => {
-                                    Box::pin(store_if_changed(&mut persistence, &cell.live)).await
-                                }
-                            };
+                            // Submitted now, synchronously: from here on the change is kept and on
+                            // its way to the store, so the reply is owed whatever happens to this
+                            // worker (see `CommittedReply`).
+                            let write = store_if_changed(&mut persistence, &cell.live);
                             // Written: the common write below must not write it again.
                             cell.live.reset();
-                            let fenced = fenced(&stored);
-                            // The caller may have timed out; the call still counted, as in GenServer.
-                            let _ = reply.send(
-                                stored
-                                    .map(|()| value)
-                                    .map_err(|error| Box::new(CallError::Store(error))),
-                            );
-                            if let Some(exit) = fenced {
+                            let stored =
+                                Box::pin(CommittedReply::<S, _>::new(reply, value, write).send())
+                                    .await;
+                            if let Some(exit) = fenced(&stored) {
                                 return WorkerEnd::Stopped(exit);
                             }
                             Ok(())
@@ -328,6 +329,74 @@ async fn guarded<F: Future>(handler: F) -> Result<F::Output, Box<dyn Any + Send>
     AssertUnwindSafe(handler).catch_unwind().await
 }
 
+/// The reply to a call whose handler completed and whose state is kept, waiting for that state's
+/// commit.
+///
+/// A kill aborts the worker at its next await, and this wait is one. Once the state is kept, the
+/// next worker starts from it, so a caller told [`CallError::Crashed`] here would retry a change
+/// that was applied. Dropped before it replied (the worker was killed, or its runtime is shutting
+/// down), it hands the wait and the reply to a task of their own: the caller still gets the reply
+/// after the commit, or the store's error.
+struct CommittedReply<S: Server, W: Future<Output = Result<(), StoreError>> + Send + 'static> {
+    /// `None` once sent, or once handed to the finishing task.
+    pending: Option<Owed<S, W>>,
+}
+
+/// Where the reply goes, the reply, and the commit it waits for.
+type Owed<S, W> = (ReplyTo<S>, <S as Server>::Reply, Pin<Box<W>>);
+
+impl<S: Server, W: Future<Output = Result<(), StoreError>> + Send + 'static> CommittedReply<S, W> {
+    fn new(reply: ReplyTo<S>, value: S::Reply, write: W) -> Self {
+        CommittedReply {
+            pending: Some((reply, value, Box::pin(write))),
+        }
+    }
+
+    /// Waits for the commit, then replies; returns what the commit said.
+    async fn send(mut self) -> Result<(), StoreError> {
+        let stored = match &mut self.pending {
+            Some((_, _, write)) => write.as_mut().await,
+            None => Ok(()),
+        };
+        if let Some((reply, value, _)) = self.pending.take() {
+            answer::<S>(reply, value, stored.clone());
+        }
+        stored
+    }
+}
+
+impl<S: Server, W: Future<Output = Result<(), StoreError>> + Send + 'static> Drop
+    for CommittedReply<S, W>
+{
+    fn drop(&mut self) {
+        let Some((reply, value, write)) = self.pending.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    let stored = write.await;
+                    answer::<S>(reply, value, stored);
+                });
+            }
+            // No runtime to wait on: the commit's outcome cannot be known here.
+            Err(_) => {
+                let _ = reply.send(Err(Box::new(CallError::Store(StoreError::Closed))));
+            }
+        }
+    }
+}
+
+/// Answers a completed call whose state write ended with `stored`.
+fn answer<S: Server>(reply: ReplyTo<S>, value: S::Reply, stored: Result<(), StoreError>) {
+    // The caller may have timed out; the call still counted, as in GenServer.
+    let _ = reply.send(
+        stored
+            .map(|()| value)
+            .map_err(|error| Box::new(CallError::Store(error))),
+    );
+}
+
 /// Writes the state to the store if the handler that just ran changed it.
 fn store_if_changed<S: Server>(
     persistence: &mut Option<Box<Persistence<S>>>,
@@ -367,7 +436,7 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 /// (or if `force`).
 fn settle<S: Server, T>(
     cell: &mut Cell<S>,
-    changes: Option<&mpsc::UnboundedSender<Event<S>>>,
+    changes: Option<&Changes<S>>,
     outcome: Result<T, Box<dyn Any + Send>>,
     force: bool,
 ) -> Result<T, Exit> {

@@ -4,7 +4,8 @@
 //!
 //! Nothing sleeps to synchronise: the tests wait for the lines nodes print (acks, events), for
 //! processes to exit, and read the lease rows. Without `PEEPER_PG_URL` (set by
-//! `scripts/with-postgres`) each test prints a notice and passes.
+//! `scripts/with-postgres`) each test says `skipped` on stderr and passes, except under CI
+//! (`CI=true`), where it fails.
 #![cfg(unix)]
 #![allow(clippy::unwrap_used)]
 

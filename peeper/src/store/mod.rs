@@ -60,6 +60,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use tokio::sync::{RwLock, RwLockReadGuard};
+
 pub use self::claim::{Claim, NodeId};
 pub use self::codec::{Codec, Persist, Stored};
 pub(crate) use self::codec::{decode, encode};
@@ -114,7 +116,8 @@ impl fmt::Display for Key {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The backend failed (I/O, a full disk, a read-only file, a lost connection).
+    /// The backend failed (I/O, a full disk, a read-only file, a lost connection, a damaged
+    /// database file).
     #[error("the store failed: {message}")]
     Backend {
         /// The backend's error, as text.
@@ -163,8 +166,10 @@ pub enum StoreError {
         /// The codec's error.
         reason: String,
     },
-    /// The storage's writer has stopped (its runtime shut down).
-    #[error("the storage's writer has stopped")]
+    /// The [`Storage`] was closed ([`Storage::close`], on it or any clone): it writes and reads
+    /// nothing any more. Also the answer to a write whose writer task ended with its runtime
+    /// before the write was committed.
+    #[error("the storage is closed")]
     Closed,
     /// Another live node owns the server: its lease in a shared store (a
     /// `Postgres` cluster, with the `postgres` feature) is held by `node` and has not expired.
@@ -258,6 +263,14 @@ pub trait Store: Send + Sync + 'static {
         Box::pin(std::future::ready(Ok(())))
     }
 
+    /// Gives up the claim on `key` at once, without waiting: the server it was made for never
+    /// ran (its start failed, or was cancelled at an await). A new claim of `key` by this node
+    /// may follow right away; a store that leases keys releases the lease in the background.
+    /// The default does nothing.
+    fn abandon(&self, key: &Key) {
+        let _ = key;
+    }
+
     /// Commits the writes of `batch` that this node may still make, in one atomic, durable
     /// transaction, and returns the others, each with why it was refused (typically
     /// [`StoreError::Fenced`]): what the group-commit writer calls, so that one server that lost
@@ -274,8 +287,9 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// A backend with its group-commit writer: what servers are started with
-/// ([`Builder::store`](crate::Builder::store)). Cheap to clone; clones share the writer, so start
-/// every server of a process with clones of one `Storage` for the best batching.
+/// ([`Builder::store`](crate::Builder::store)). Cheap to clone; clones share the writer and the
+/// backend, so start every server of a process with clones of one `Storage` for the best
+/// batching.
 ///
 /// It also gives operators and tests a way to look at what is stored: [`keys`](Storage::keys),
 /// [`read`](Storage::read) and [`delete`](Storage::delete).
@@ -289,10 +303,27 @@ pub trait Store: Send + Sync + 'static {
 /// assert_eq!(storage.read(&Key::new("player", "ada")).await?, None);
 /// # Ok(()) }
 /// ```
+///
+/// # Closing
+///
+/// [`close`](Storage::close) commits every write submitted so far, ends the writer task and
+/// releases the backend (a [`Redb`] file can be opened again as soon as it returns). Dropping the
+/// last clone (every server started on it included) does the same without waiting: the backend
+/// is released at once unless a commit is in flight, in which case it is released when that
+/// commit ends (a commit on a blocking thread cannot be interrupted). Await `close` when the
+/// moment matters.
 #[derive(Clone)]
 pub struct Storage {
-    backend: Arc<dyn Store>,
-    writer: Arc<Writer>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    // Declared first, so dropped first: its `Drop` may keep the backend for a last commit of
+    // pending writes, which it can only do while `backend` still holds it.
+    writer: Writer,
+    /// `None` once closed. A read lock is held by every call that uses the backend, so that
+    /// `close` waits for them before it lets the backend go.
+    backend: RwLock<Option<Arc<dyn Store>>>,
 }
 
 impl Storage {
@@ -313,25 +344,35 @@ impl Storage {
     pub fn with_max_batch(backend: impl Store, max_batch: usize) -> Self {
         let backend: Arc<dyn Store> = Arc::new(backend);
         Storage {
-            writer: Arc::new(Writer::new(Arc::clone(&backend), max_batch)),
-            backend,
+            inner: Arc::new(Inner {
+                writer: Writer::new(&backend, max_batch),
+                backend: RwLock::new(Some(backend)),
+            }),
         }
+    }
+
+    /// The backend, held open (for [`close`](Storage::close) to wait on) while the guard lives.
+    async fn backend(&self) -> Result<RwLockReadGuard<'_, dyn Store>, StoreError> {
+        RwLockReadGuard::try_map(self.inner.backend.read().await, |backend| {
+            backend.as_deref()
+        })
+        .map_err(|_closed| StoreError::Closed)
     }
 
     /// The raw bytes stored under `key` (a versioned envelope), if any.
     ///
     /// # Errors
-    /// [`StoreError::Backend`].
+    /// [`StoreError::Backend`]; [`StoreError::Closed`] after [`close`](Storage::close).
     pub async fn read(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
-        self.backend.read(key).await
+        self.backend().await?.read(key).await
     }
 
     /// Every stored key, or only those of one server kind ([`Persist::KIND`]).
     ///
     /// # Errors
-    /// [`StoreError::Backend`].
+    /// [`StoreError::Backend`]; [`StoreError::Closed`] after [`close`](Storage::close).
     pub async fn keys(&self, kind: Option<&str>) -> Result<Vec<Key>, StoreError> {
-        self.backend.keys(kind).await
+        self.backend().await?.keys(kind).await
     }
 
     /// Deletes what is stored under `key`, through the writer (so after any write already
@@ -339,19 +380,73 @@ impl Storage {
     /// change writes it again.
     ///
     /// # Errors
-    /// [`StoreError::Backend`], [`StoreError::Closed`].
+    /// [`StoreError::Backend`]; [`StoreError::Closed`] after [`close`](Storage::close).
     pub async fn delete(&self, key: &Key) -> Result<(), StoreError> {
         self.submit(key.clone(), None).await
     }
 
+    /// Closes the storage, and with it every clone: commits every write submitted before the
+    /// call (waiting for those commits), ends the writer task and releases the backend. When it
+    /// returns, nothing in peeper holds the backend any more: a [`Redb`] file can be opened
+    /// again at once (unless you kept a clone of the `Redb` yourself).
+    ///
+    /// Afterwards every write (a durable server's, a [`delete`](Storage::delete)) and every
+    /// [`read`](Storage::read) or [`keys`](Storage::keys) answers [`StoreError::Closed`]; a
+    /// durable server still running on it can no longer keep its state, so stop your servers
+    /// first. Calling `close` again (or on another clone) is harmless: it returns once the first
+    /// close is complete.
+    ///
+    /// # Errors
+    /// The [`StoreError`] of a commit that failed while the pending writes were flushed (their
+    /// servers were told too). The storage is closed all the same.
+    ///
+    /// ```
+    /// use peeper::store::{Key, Redb, Storage, StoreError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("peeper-close-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("state.redb");
+    ///
+    /// let storage = Storage::new(Redb::open(&path)?);
+    /// let clone = storage.clone();
+    /// storage.delete(&Key::new("player", "ada")).await?;
+    /// storage.close().await?;
+    /// assert_eq!(clone.keys(None).await, Err(StoreError::Closed));   // clones are closed too
+    ///
+    /// let again = Storage::new(Redb::open(&path)?);                   // the file is free
+    /// assert!(again.keys(None).await?.is_empty());
+    /// again.close().await?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn close(&self) -> Result<(), StoreError> {
+        let flushed = self.inner.writer.close().await;
+        // Waits for every read in progress; the backend is dropped here, unless a cancelled
+        // read left a blocking call running (it holds the backend until it ends).
+        drop(self.inner.backend.write().await.take());
+        flushed
+    }
+
     /// Claims `key` for this node ([`Store::claim`]).
     pub(crate) async fn claim(&self, key: &Key) -> Result<Claim, StoreError> {
-        self.backend.claim(key).await
+        self.backend().await?.claim(key).await
     }
 
     /// Releases `key` ([`Store::release`]). Called once the key's last write has committed.
     pub(crate) async fn release(&self, key: &Key) -> Result<(), StoreError> {
-        self.backend.release(key).await
+        self.backend().await?.release(key).await
+    }
+
+    /// Gives up a claim whose server never ran ([`Store::abandon`]).
+    /// (Not awaited, so it cannot wait for a [`close`](Storage::close) in progress either: a claim
+    /// given up while the storage closes is left to the backend's own end.)
+    pub(crate) fn abandon(&self, key: &Key) {
+        if let Ok(backend) = self.inner.backend.try_read()
+            && let Some(backend) = backend.as_deref()
+        {
+            backend.abandon(key);
+        }
     }
 
     /// Submits a write to the group-commit writer and waits for the commit that carries it.
@@ -360,13 +455,13 @@ impl Storage {
         key: Key,
         bytes: Option<Vec<u8>>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
-        self.writer.submit(key, bytes)
+        self.inner.writer.submit(key, bytes)
     }
 
     /// How many commits the writer has made: a measure of batching (writes / commits).
     #[must_use]
     pub fn commits(&self) -> u64 {
-        self.writer.commits()
+        self.inner.writer.commits()
     }
 }
 

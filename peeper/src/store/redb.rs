@@ -1,7 +1,10 @@
 //! [`Redb`]: the embedded default backend, one ACID database file.
 
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -31,20 +34,49 @@ const STATES: TableDefinition<'_, (&str, &str), &[u8]> = TableDefinition::new("p
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok(()) }
 /// ```
+///
+/// # Damaged files
+///
+/// A file that is not a redb database, or that redb finds damaged as it opens it, fails
+/// [`open`](Redb::open) with a [`StoreError::Backend`] and is left as it was; damage found later
+/// fails the call that meets it. (A file that opens is written to, as every redb open and close
+/// does: its header and allocator state.) redb's read paths do not verify page checksums and can panic on a damaged page
+/// ([redb#1334](https://github.com/cberner/redb/issues/1334)); peeper catches such a panic, answers
+/// a [`StoreError::Backend`] that says the file is damaged, and refuses every later call on this
+/// handle, so that nothing is written with the state the panic left. (With `panic = "abort"`
+/// there is nothing to catch: the process aborts.)
 #[derive(Debug, Clone)]
 pub struct Redb {
-    db: Arc<Database>,
+    db: Arc<Db>,
+}
+
+/// The database, and whether a panic inside redb has made it unusable.
+#[derive(Debug)]
+struct Db {
+    /// `None` only while it is dropped.
+    database: Option<Database>,
+    damaged: AtomicBool,
 }
 
 impl Redb {
-    /// Opens the database file at `path`, creating it if it does not exist.
+    /// Opens the database file at `path`, creating it if it does not exist (or is empty).
     ///
     /// # Errors
-    /// [`StoreError::Backend`] if the file cannot be opened or created (or is not a redb file, or
-    /// is already open in another process).
+    /// [`StoreError::Backend`] if the file cannot be opened or created, is not a redb file or is
+    /// damaged (the file is then left as it was), or is already open (in this process, through a
+    /// handle not yet dropped or a [`Storage`](super::Storage) not yet
+    /// [closed](super::Storage::close), or in another process).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(StoreError::backend)?;
-        Ok(Redb { db: Arc::new(db) })
+        let path = path.as_ref();
+        let database = catch_unwind(AssertUnwindSafe(|| Database::create(path)))
+            .map_err(|panic| damaged(&*panic))?
+            .map_err(StoreError::backend)?;
+        Ok(Redb {
+            db: Arc::new(Db {
+                database: Some(database),
+                damaged: AtomicBool::new(false),
+            }),
+        })
     }
 
     async fn blocking<T: Send + 'static>(
@@ -52,11 +84,63 @@ impl Redb {
         work: impl FnOnce(&Database) -> Result<T, redb::Error> + Send + 'static,
     ) -> Result<T, StoreError> {
         let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || work(&db))
+        // `db` is dropped when the closure returns, before the task's result is sent: once this
+        // future is ready, the blocking call no longer holds the database.
+        tokio::task::spawn_blocking(move || db.run(work))
             .await
             .map_err(StoreError::backend)?
-            .map_err(StoreError::backend)
     }
+}
+
+impl Db {
+    /// Runs `work` on the database, turning a panic inside redb into an error.
+    fn run<T>(
+        &self,
+        work: impl FnOnce(&Database) -> Result<T, redb::Error>,
+    ) -> Result<T, StoreError> {
+        if self.damaged.load(Ordering::Acquire) {
+            return Err(StoreError::backend(
+                "the database file is damaged (redb panicked on an earlier call); reopen it once \
+                 it is repaired or restored",
+            ));
+        }
+        let Some(database) = &self.database else {
+            unreachable!("the database is only taken by `Drop`, which no call outlives");
+        };
+        match catch_unwind(AssertUnwindSafe(|| work(database))) {
+            Ok(outcome) => outcome.map_err(StoreError::backend),
+            Err(panic) => {
+                // After a caught panic redb's in-memory state is not to be trusted for writes
+                // (redb#1333): no further call reaches it.
+                self.damaged.store(true, Ordering::Release);
+                Err(damaged(&*panic))
+            }
+        }
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        // Closing writes the allocator state, which panics on some damaged files
+        // (redb#1303, https://github.com/cberner/redb/issues/1303): not a reason to take down the
+        // thread that dropped the last handle.
+        let database = self.database.take();
+        if catch_unwind(AssertUnwindSafe(move || drop(database))).is_err() {
+            tracing::error!("redb panicked while closing a damaged database file");
+        }
+    }
+}
+
+/// The error for a panic inside redb, which only a damaged file is known to cause.
+fn damaged(panic: &(dyn Any + Send)) -> StoreError {
+    let reason = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic");
+    StoreError::backend(format!(
+        "the database file is damaged (redb panicked: {reason})"
+    ))
 }
 
 impl Store for Redb {

@@ -25,17 +25,54 @@ pub const EOF: &str = "<eof>";
 /// How long any single wait may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
-/// The database's URL, or `None` (with a notice) when the tests run without one.
+/// The database's URL (`PEEPER_PG_URL`), or `None` when the tests run without one (see
+/// [`from_env`]).
 pub fn pg_url() -> Option<String> {
-    match std::env::var("PEEPER_PG_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            println!(
-                "skipped: PEEPER_PG_URL is not set; run the tests through `scripts/with-postgres`"
-            );
-            None
-        }
+    from_env(
+        "PEEPER_PG_URL",
+        "the PostgreSQL database the cluster tests run against",
+    )
+}
+
+/// A `pg_ctl` for the test database (`PEEPER_PG_CTL`), for the tests that stop and start it, or
+/// `None` (see [`from_env`]).
+pub fn pg_ctl() -> Option<String> {
+    from_env(
+        "PEEPER_PG_CTL",
+        "a `pg_ctl` that stops and starts the test database",
+    )
+}
+
+/// The CA that signed the test database's certificate (`PEEPER_PG_CA`), for the TLS tests, or
+/// `None` (see [`from_env`]).
+pub fn pg_ca() -> Option<String> {
+    from_env(
+        "PEEPER_PG_CA",
+        "the CA of the test database's TLS certificate; `scripts/with-postgres` makes one when \
+         `openssl` is installed",
+    )
+}
+
+/// The value of `var`, which `scripts/with-postgres` sets. Without it a test cannot run: it says
+/// `skipped: ...` on stderr and returns `None`, and the caller returns (the harness counts that as
+/// a pass). Under CI (`CI=true`) a skip would hide that nothing was tested, so it panics instead.
+fn from_env(var: &str, what: &str) -> Option<String> {
+    if let Ok(value) = std::env::var(var)
+        && !value.is_empty()
+    {
+        return Some(value);
     }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "{var} is not set ({what}), and under CI (`CI=true`) a cluster test must run, not be \
+             skipped: run the tests through `scripts/with-postgres` (`scripts/with-postgres cargo \
+             test --workspace`), which installs PostgreSQL if it is missing, starts a throwaway \
+             server and sets PEEPER_PG_URL, PEEPER_PG_CTL and PEEPER_PG_CA (with an outside \
+             database in PEEPER_PG_URL, it sets none of the others)"
+        );
+    }
+    eprintln!("skipped: {var} is not set ({what}); run the tests through `scripts/with-postgres`");
+    None
 }
 
 /// A schema no other test (of any run) uses: every test has its own tables.

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_postgres::NoTls;
@@ -118,8 +118,10 @@ impl Drop for Inner {
 #[derive(Default)]
 struct Leases {
     held: HashMap<Key, Held>,
-    /// Claims in flight: a second claim of one of them by this node is refused.
-    claiming: HashSet<Key>,
+    /// Claims in flight, each with what tells a second claim of the same key by this node that
+    /// it has ended: that claim waits for it, then is refused if the first holds the key (a
+    /// second claim would fence the first), or goes ahead if the first was given up.
+    claiming: HashMap<Key, Arc<Notify>>,
     /// Releases that failed (the database was unreachable): retried at every renewal.
     unreleased: Vec<(Key, i64, Option<String>)>,
     /// Set while the node hands everything off: every release marks the lease for a taker.
@@ -248,13 +250,8 @@ impl Postgres {
         self.inner.renewals.fetch_add(1, Ordering::Relaxed);
         let renewed: HashMap<Key, i64> = rows
             .iter()
-            .map(|row| {
-                (
-                    Key::new(row.get::<_, String>(0), row.get::<_, String>(1)),
-                    row.get(2),
-                )
-            })
-            .collect();
+            .map(|row| Ok((key_at(row, 0)?, column(row, 2)?)))
+            .collect::<Result<_, StoreError>>()?;
         let lost: Vec<Key> = {
             let mut leases = self.leases();
             let lost: Vec<Key> = leases
@@ -294,6 +291,12 @@ impl Postgres {
     }
 
     // ---- for `cluster::Node` ----------------------------------------------------------------
+
+    /// Whether this handle holds the lease of `key`, or is claiming it.
+    pub(crate) fn holds(&self, key: &Key) -> bool {
+        let leases = self.leases();
+        leases.held.contains_key(key) || leases.claiming.contains_key(key)
+    }
 
     /// From now on, every release marks its lease for a node taking over (`*`), until
     /// [`stop_handing_off`](Self::stop_handing_off).
@@ -386,10 +389,7 @@ impl Postgres {
             .query(&statement, &[&self.inner.node.as_str(), &any, &kinds])
             .await
             .map_err(backend)?;
-        Ok(rows
-            .iter()
-            .map(|row| Key::new(row.get::<_, String>(0), row.get::<_, String>(1)))
-            .collect())
+        rows.iter().map(|row| key_at(row, 0)).collect()
     }
 
     /// Expired leases of these kinds (their owner stopped renewing), with their last owner;
@@ -401,14 +401,14 @@ impl Postgres {
             .await
             .map_err(backend)?;
         let rows = client.query(&statement, &[&kinds]).await.map_err(backend)?;
-        let leases = self.leases();
-        Ok(rows
+        let orphans = rows
             .iter()
-            .map(|row| {
-                let key = Key::new(row.get::<_, String>(0), row.get::<_, String>(1));
-                (key, NodeId::new(row.get::<_, String>(2)))
-            })
-            .filter(|(key, _)| !leases.held.contains_key(key) && !leases.claiming.contains(key))
+            .map(|row| Ok((key_at(row, 0)?, NodeId::new(column::<String>(row, 2)?))))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let leases = self.leases();
+        Ok(orphans
+            .into_iter()
+            .filter(|(key, _)| !leases.held.contains_key(key) && !leases.claiming.contains_key(key))
             .collect())
     }
 
@@ -437,7 +437,8 @@ impl Postgres {
             .query_opt(&statement, &[&key.kind, &key.name])
             .await
             .map_err(backend)?;
-        Ok(row.map(|row| (NodeId::new(row.get::<_, String>(0)), row.get(1))))
+        row.map(|row| Ok((NodeId::new(column::<String>(&row, 0)?), column(&row, 1)?)))
+            .transpose()
     }
 
     async fn try_claim(&self, key: &Key) -> Result<i64, StoreError> {
@@ -464,7 +465,7 @@ impl Postgres {
                 .map_err(backend)?;
             drop(client);
             if let Some(row) = row {
-                return Ok(row.get(0));
+                return column(&row, 0);
             }
             if let Some((node, true)) = self.recorded_owner(key).await? {
                 return Err(StoreError::OwnedElsewhere {
@@ -512,6 +513,60 @@ impl Postgres {
             }
         };
         released.map(|rows| rows == 1).map_err(backend)
+    }
+
+    /// Gives up the lease of `key` (see [`Store::release`]).
+    async fn release_now(&self, key: &Key) -> Result<(), StoreError> {
+        let (epoch, target) = {
+            let mut leases = self.leases();
+            let target = leases
+                .hand_off
+                .remove(key)
+                .or_else(|| leases.hand_off_all.clone());
+            let Some(held) = leases.held.get_mut(key) else {
+                // Not held (lost to another node, or never claimed): nothing to give up.
+                return Ok(());
+            };
+            held.releasing = true;
+            (held.epoch, target)
+        };
+        let released = self.release_lease(key, epoch, target.as_deref()).await;
+        let mut leases = self.leases();
+        if leases.held.get(key).is_some_and(|held| held.epoch == epoch) {
+            leases.held.remove(key);
+        }
+        match released {
+            Ok(true) => {
+                if let Some(target) = target {
+                    leases.handed_off.push((key.clone(), target));
+                }
+            }
+            Ok(false) => {}
+            Err(error) => {
+                // Not held any more as far as this node is concerned; the renewal retries it.
+                leases.unreleased.push((key.clone(), epoch, target));
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets the claim on `key` at once, so that this node may claim it again right away, and
+    /// releases its lease in the background (queued for the renewal's retry if that fails).
+    fn abandon_key(&self, key: &Key) {
+        let held = {
+            let mut leases = self.leases();
+            let Some(held) = leases.held.remove(key) else {
+                return;
+            };
+            leases.unreleased.push((key.clone(), held.epoch, None));
+            held
+        };
+        tracing::debug!(%key, epoch = held.epoch, "claim abandoned");
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let postgres = self.clone();
+            runtime.spawn(async move { postgres.retry_releases().await });
+        }
     }
 
     async fn retry_releases(&self) {
@@ -562,10 +617,7 @@ impl Postgres {
             )
             .await
             .map_err(backend)?;
-        Ok(rows
-            .iter()
-            .map(|row| Key::new(row.get::<_, String>(0), row.get::<_, String>(1)))
-            .collect())
+        rows.iter().map(|row| key_at(row, 0)).collect()
     }
 
     /// The writes of `batch` not in `applied`, each with its [`StoreError::Fenced`] naming the
@@ -596,14 +648,12 @@ impl Postgres {
             .query(&self.inner.sql.owners, &[&kinds, &names])
             .await
             .map_err(backend)?;
-        let mut owners: HashMap<Key, NodeId> = rows
-            .iter()
-            .filter_map(|row| {
-                let owner: Option<String> = row.get(2);
-                let key = Key::new(row.get::<_, String>(0), row.get::<_, String>(1));
-                owner.map(|owner| (key, NodeId::new(owner)))
-            })
-            .collect();
+        let mut owners = HashMap::new();
+        for row in &rows {
+            if let Some(owner) = column::<Option<String>>(row, 2)? {
+                owners.insert(key_at(row, 0)?, NodeId::new(owner));
+            }
+        }
         Ok(refused
             .into_iter()
             .map(|key| {
@@ -631,7 +681,7 @@ impl Store for Postgres {
                 .query_opt(&statement, &[&key.kind, &key.name])
                 .await
                 .map_err(backend)?;
-            Ok(row.map(|row| row.get(0)))
+            row.map(|row| column(&row, 0)).transpose()
         })
     }
 
@@ -672,77 +722,109 @@ impl Store for Postgres {
                 }
             }
             .map_err(backend)?;
-            Ok(rows
-                .iter()
-                .map(|row| Key::new(row.get::<_, String>(0), row.get::<_, String>(1)))
-                .collect())
+            rows.iter().map(|row| key_at(row, 0)).collect()
         })
     }
 
     fn claim<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<Claim, StoreError>> {
         Box::pin(async move {
-            {
-                let mut leases = self.leases();
-                // One server per key in a node: a second claim would fence the first.
-                if leases.held.contains_key(key) || !leases.claiming.insert(key.clone()) {
-                    return Err(StoreError::OwnedElsewhere {
-                        key: key.clone(),
-                        node: self.inner.node.clone(),
-                    });
+            loop {
+                let in_flight = {
+                    let mut leases = self.leases();
+                    // One server per key in a node: a second claim would fence the first.
+                    if leases.held.contains_key(key) {
+                        return Err(StoreError::OwnedElsewhere {
+                            key: key.clone(),
+                            node: self.inner.node.clone(),
+                        });
+                    }
+                    match leases.claiming.get(key) {
+                        Some(ended) => Arc::clone(ended),
+                        None => {
+                            leases.claiming.insert(key.clone(), Arc::new(Notify::new()));
+                            break;
+                        }
+                    }
+                };
+                let ended = in_flight.notified();
+                let mut ended = std::pin::pin!(ended);
+                // Registered before the look again, so the end cannot slip between the two.
+                ended.as_mut().enable();
+                if self.leases().claiming.contains_key(key) {
+                    ended.await;
                 }
             }
-            let claimed = self.try_claim(key).await;
-            let mut leases = self.leases();
-            leases.claiming.remove(key);
-            let epoch = claimed?;
-            leases.held.insert(
-                key.clone(),
-                Held {
-                    epoch,
-                    since: Instant::now(),
-                    releasing: false,
-                },
-            );
+            // The claim runs in a task of its own: a caller that stops waiting (a start under a
+            // timeout) cannot leave it half done, with the key marked as being claimed forever
+            // or a lease row held in the database that nothing here knows of.
+            let (sender, receiver) = oneshot::channel();
+            let waiting = ClaimWaiter {
+                receiver,
+                postgres: self.clone(),
+            };
+            tokio::spawn({
+                let postgres = self.clone();
+                let key = key.clone();
+                async move {
+                    let claimed = postgres.try_claim(&key).await;
+                    // One lock for the outcome and the end of the claim: a claim waiting on this
+                    // one sees the key held, or given up, never in between.
+                    let (ended, given_up) = {
+                        let mut leases = postgres.leases();
+                        let ended = leases.claiming.remove(&key);
+                        let mut given_up = false;
+                        match claimed {
+                            Ok(epoch) => match sender.send(Ok((key.clone(), epoch))) {
+                                Ok(()) => {
+                                    let since = Instant::now();
+                                    let held = Held {
+                                        epoch,
+                                        since,
+                                        releasing: false,
+                                    };
+                                    leases.held.insert(key, held);
+                                }
+                                // The caller gave up before the claim landed.
+                                Err(_) => {
+                                    leases.unreleased.push((key, epoch, None));
+                                    given_up = true;
+                                }
+                            },
+                            Err(error) => drop(sender.send(Err(error))),
+                        }
+                        (ended, given_up)
+                    };
+                    if let Some(ended) = ended {
+                        ended.notify_waiters();
+                    }
+                    if given_up {
+                        postgres.retry_releases().await;
+                    }
+                }
+            });
+            let epoch = waiting.wait().await?;
             tracing::debug!(%key, epoch, "claimed");
             Ok(Claim::new(u64::try_from(epoch).unwrap_or(0)))
         })
     }
 
     fn release<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<(), StoreError>> {
+        // In a task of its own, for the same reason as the claim: once asked, the release
+        // completes (or is queued for a retry) whether or not its caller waits for it.
+        let released = tokio::spawn({
+            let postgres = self.clone();
+            let key = key.clone();
+            async move { postgres.release_now(&key).await }
+        });
         Box::pin(async move {
-            let (epoch, target) = {
-                let mut leases = self.leases();
-                let target = leases
-                    .hand_off
-                    .remove(key)
-                    .or_else(|| leases.hand_off_all.clone());
-                let Some(held) = leases.held.get_mut(key) else {
-                    // Not held (lost to another node, or never claimed): nothing to give up.
-                    return Ok(());
-                };
-                held.releasing = true;
-                (held.epoch, target)
-            };
-            let released = self.release_lease(key, epoch, target.as_deref()).await;
-            let mut leases = self.leases();
-            if leases.held.get(key).is_some_and(|held| held.epoch == epoch) {
-                leases.held.remove(key);
-            }
-            match released {
-                Ok(true) => {
-                    if let Some(target) = target {
-                        leases.handed_off.push((key.clone(), target));
-                    }
-                }
-                Ok(false) => {}
-                Err(error) => {
-                    // Not held any more as far as this node is concerned; the renewal retries it.
-                    leases.unreleased.push((key.clone(), epoch, target));
-                    return Err(error);
-                }
-            }
-            Ok(())
+            released
+                .await
+                .unwrap_or_else(|error| Err(StoreError::backend(error)))
         })
+    }
+
+    fn abandon(&self, key: &Key) {
+        self.abandon_key(key);
     }
 
     fn commit_owned(
@@ -947,6 +1029,35 @@ impl Postgres {
     }
 }
 
+/// The caller's side of a claim running in its own task. Dropped before the claim's outcome
+/// was taken (the caller gave up), it closes the channel, so that a claim landing later is
+/// abandoned by its task, and abandons one that landed already.
+struct ClaimWaiter {
+    receiver: oneshot::Receiver<Result<(Key, i64), StoreError>>,
+    postgres: Postgres,
+}
+
+impl ClaimWaiter {
+    async fn wait(mut self) -> Result<i64, StoreError> {
+        let outcome = (&mut self.receiver).await;
+        // Taken: nothing left for `drop` to give up.
+        self.receiver.close();
+        match outcome {
+            Ok(claimed) => claimed.map(|(_, epoch)| epoch),
+            Err(_) => Err(StoreError::Closed),
+        }
+    }
+}
+
+impl Drop for ClaimWaiter {
+    fn drop(&mut self) {
+        self.receiver.close();
+        if let Ok(Ok((key, _))) = self.receiver.try_recv() {
+            self.postgres.abandon_key(&key);
+        }
+    }
+}
+
 /// The background renewal: one `UPDATE` per period for every lease of the handle.
 async fn renew_every(inner: Weak<Inner>, period: Duration) {
     let mut ticks = tokio::time::interval(period);
@@ -967,6 +1078,27 @@ async fn renew_every(inner: Weak<Inner>, period: Duration) {
 fn has_sslmode(config: &tokio_postgres::Config) -> bool {
     // `Config` does not say whether the URL set it; `Prefer` is its default.
     config.get_ssl_mode() != SslMode::Prefer
+}
+
+/// Column `index` of `row`. A column of an unexpected type (a schema changed by hand, another
+/// program's table of the same name) is a typed error, never a panic.
+fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a tokio_postgres::Row,
+    index: usize,
+) -> Result<T, StoreError> {
+    row.try_get(index).map_err(|error| {
+        StoreError::backend(format!(
+            "postgres: unexpected column {index} in a row of peeper's tables: {error}"
+        ))
+    })
+}
+
+/// The key in columns `at` (kind) and `at + 1` (name) of `row`.
+fn key_at(row: &tokio_postgres::Row, at: usize) -> Result<Key, StoreError> {
+    Ok(Key::new(
+        column::<String>(row, at)?,
+        column::<String>(row, at + 1)?,
+    ))
 }
 
 fn millis(duration: Duration) -> i64 {
