@@ -21,6 +21,11 @@ pub enum CallError {
     /// ([`Exit::Panicked`], with the panic's message), or it was killed ([`Exit::Killed`]). The
     /// state is the one before this call; the messages queued behind it are handled by the next
     /// worker.
+    ///
+    /// Only a call whose handler did not complete is answered so: once a handler has completed
+    /// and its state is kept, a kill that lands while a durable server waits for the commit
+    /// still lets the caller have its reply after the commit (or [`CallError::Store`]), since
+    /// the next worker starts from that state and a retry would apply the call twice.
     #[error("the worker crashed while handling this call: {0}")]
     Crashed(Exit),
     /// No reply came within the timeout (5 s unless set with

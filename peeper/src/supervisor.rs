@@ -536,6 +536,15 @@ impl<S: Server> Supervisor<S> {
                         durable.encode(&key, &cell.live).map(Some)
                     };
                     match last {
+                        // A wipe that fails leaves an older state stored, which the next start
+                        // reads: nothing acknowledged is lost by it, so it is not retried, and
+                        // the stop completes (logged).
+                        Ok(None) => {
+                            if let Err(error) = durable.storage.submit(key.clone(), None).await {
+                                tracing::error!(server = branch.server(), name, %error, "could not wipe the stored state");
+                            }
+                            Ok(())
+                        }
                         Ok(bytes) => Box::pin(store_last(durable, &branch, &key, bytes)).await,
                         Err(error) => Err(error),
                     }
@@ -576,6 +585,9 @@ impl<S: Server> Supervisor<S> {
             }
             _ => tracing::error!(server = branch.server(), name = branch.name(), %exit, "stopped"),
         }
+        // Let go of the store before saying the branch is gone: whoever waited for the end may
+        // close the storage, or open its file again, next.
+        drop(self.durable.take());
         branch
             .inner
             .status
@@ -806,8 +818,9 @@ impl<S: Server> Sleeping<S> {
     fn revive(self, runtime: &Handle) {
         let spawn_on = runtime.clone();
         runtime.spawn(async move {
-            let branch = self.client.branch().clone();
-            let loaded = match (&self.durable, self.options.name.as_deref()) {
+            let mut this = self;
+            let branch = this.client.branch().clone();
+            let loaded = match (&this.durable, this.options.name.as_deref()) {
                 // Claimed again first, as at start: hibernating released it.
                 (Some(durable), Some(name)) => {
                     let key = durable.key(name);
@@ -826,9 +839,13 @@ impl<S: Server> Sleeping<S> {
                 }
                 _ => Ok(None),
             };
+            if !matches!(loaded, Ok(Some(_))) {
+                // Let go of the store before the end is published (see `end`).
+                drop(this.durable.take());
+            }
             match loaded {
                 Ok(Some(state)) => {
-                    let parts = self.into_parts(state);
+                    let parts = this.into_parts(state);
                     branch
                         .inner
                         .status
@@ -838,7 +855,7 @@ impl<S: Server> Sleeping<S> {
                 }
                 Ok(None) => finish_unrevived::<S>(
                     &branch,
-                    self.mailbox,
+                    this.mailbox,
                     Exit::ReviveFailed {
                         message: "the stored state is gone".to_owned(),
                     },
@@ -847,13 +864,13 @@ impl<S: Server> Sleeping<S> {
                 Err(StoreError::OwnedElsewhere { node, .. }) => {
                     finish_unrevived::<S>(
                         &branch,
-                        self.mailbox,
+                        this.mailbox,
                         Exit::Fenced { owner: Some(node) },
                     );
                 }
                 Err(error) => finish_unrevived::<S>(
                     &branch,
-                    self.mailbox,
+                    this.mailbox,
                     Exit::ReviveFailed {
                         message: error.to_string(),
                     },

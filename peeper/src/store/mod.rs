@@ -309,9 +309,9 @@ pub trait Store: Send + Sync + 'static {
 /// [`close`](Storage::close) commits every write submitted so far, ends the writer task and
 /// releases the backend (a [`Redb`] file can be opened again as soon as it returns). Dropping the
 /// last clone (every server started on it included) does the same without waiting: the backend
-/// is released at once unless a commit is in flight, in which case it is released when that
-/// commit ends (a commit on a blocking thread cannot be interrupted). Await `close` when the
-/// moment matters.
+/// is released at once, unless a commit is in flight or writes are pending; the writer task
+/// then commits them and releases it after the last one (a commit on a blocking thread cannot
+/// be interrupted). Await `close` when the moment matters.
 #[derive(Clone)]
 pub struct Storage {
     inner: Arc<Inner>,

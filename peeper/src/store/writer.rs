@@ -249,7 +249,8 @@ async fn run(shared: Arc<Shared>) -> Result<(), StoreError> {
                 Ok(refused) => refused.into_iter().collect(),
                 Err(error) => {
                     tracing::error!(%error, writes = waiters.len(), "commit failed");
-                    if closed && failed_while_closing.is_none() {
+                    // Read again: a commit already in flight when the close began counts.
+                    if failed_while_closing.is_none() && shared.pending().closed {
                         failed_while_closing = Some(error.clone());
                     }
                     for (_, waiting) in waiters {
@@ -432,6 +433,20 @@ mod tests {
         assert_eq!(storage.close().await, failed);
         assert_eq!(written.await, failed);
         assert!(watch.dropped());
+    }
+
+    #[tokio::test]
+    async fn close_reports_a_commit_in_flight_that_fails() {
+        let (storage, watch) = watched(0);
+        watch.memory.fail_writes(Some("disk full"));
+        let written = storage.submit(key("a"), Some(vec![1]));
+        settle().await; // In its commit, waiting for a permit.
+        let closing = tokio::spawn(async move { storage.close().await });
+        settle().await;
+        watch.permits.add_permits(1);
+        let failed = Err(StoreError::backend("disk full"));
+        assert_eq!(closing.await.expect("no panic"), failed);
+        assert_eq!(written.await, failed);
     }
 
     #[tokio::test]
