@@ -376,6 +376,7 @@ impl Listener<Counted> for Slow {
 /// the ones not heard yet, and the listener is told how many it missed. It still hears, in
 /// order, the last state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock, reason = "the held lock is what keeps the listener stuck")]
 async fn a_slow_listener_holds_a_bounded_number_of_copies() {
     const CHANGES: u64 = 2_000;
     const BACKLOG: usize = 16;
@@ -426,7 +427,7 @@ async fn a_slow_listener_holds_a_bounded_number_of_copies() {
 #[tokio::test]
 async fn state_change_callbacks_fire_or_refuse_to_start() {
     #[derive(Debug, Default, peeper::State)]
-    pub struct Cart {
+    pub(crate) struct Cart {
         items: Vec<String>,
         #[keep(skip)]
         cache: usize,
@@ -464,7 +465,7 @@ async fn state_change_callbacks_fire_or_refuse_to_start() {
     assert_eq!(*lock(&sizes.0), [(0, 1), (1, 2)]);
 
     #[derive(Default)]
-    pub struct Log(Vec<u8>);
+    pub(crate) struct Log(Vec<u8>);
 
     #[peeper::server(keep = in_place)]
     impl Log {
