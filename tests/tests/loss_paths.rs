@@ -376,7 +376,10 @@ impl Listener<Counted> for Slow {
 /// the ones not heard yet, and the listener is told how many it missed. It still hears, in
 /// order, the last state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[allow(clippy::await_holding_lock, reason = "the held lock is what keeps the listener stuck")]
+#[allow(
+    clippy::await_holding_lock,
+    reason = "the held lock is what keeps the listener stuck"
+)]
 async fn a_slow_listener_holds_a_bounded_number_of_copies() {
     const CHANGES: u64 = 2_000;
     const BACKLOG: usize = 16;
