@@ -3,7 +3,9 @@
 //! runtime needs no such bound.
 
 use std::fmt;
+use std::time::Duration;
 
+use crate::Branch;
 use crate::store::{self, Key, Persist, Storage, StoreError};
 
 pub(crate) struct Durable<S> {
@@ -89,6 +91,51 @@ impl Drop for ClaimGuard {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
             self.storage.abandon(&key);
+        }
+    }
+}
+
+impl<S> Durable<S> {
+    /// Writes a branch's last state, retrying until the store takes it.
+    ///
+    /// A failure that another attempt can fix (the store is down, the disk is full) is retried
+    /// with a growing pause, up to a second, for as long as it takes: the branch keeps its claim
+    /// meanwhile, so no other node revives an older state, and its name, so no new start here
+    /// reads one. After a few failures the error is published for the stopper
+    /// ([`StopError::Store`](crate::StopError::Store)). A failure that no retry fixes (fenced,
+    /// closed) is returned.
+    pub(crate) async fn store_last(
+        &self,
+        branch: &Branch,
+        key: &Key,
+        bytes: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        const FIRST_PAUSE: Duration = Duration::from_millis(10);
+        const LONGEST_PAUSE: Duration = Duration::from_secs(1);
+        const ANNOUNCE_AFTER: u32 = 3;
+        let mut pause = FIRST_PAUSE;
+        let mut failures = 0_u32;
+        loop {
+            let error = match self.storage.submit(key.clone(), Some(bytes.clone())).await {
+                Ok(()) => return Ok(()),
+                Err(error) => error,
+            };
+            if matches!(
+                error,
+                StoreError::Fenced { .. } | StoreError::Closed | StoreError::OwnedElsewhere { .. }
+            ) {
+                return Err(error);
+            }
+            failures += 1;
+            tracing::warn!(%key, %error, failures, "could not store the last state; retrying");
+            if failures == ANNOUNCE_AFTER {
+                branch
+                    .inner
+                    .status
+                    .send_modify(|status| status.unstored = Some(error));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(LONGEST_PAUSE);
         }
     }
 }

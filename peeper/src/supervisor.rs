@@ -11,7 +11,6 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::{JoinError, JoinHandle};
@@ -527,25 +526,19 @@ impl<S: Server> Supervisor<S> {
                 let stored = if status.ready.is_none() {
                     // `init` never completed: nothing of this branch's is worth storing.
                     Ok(())
+                } else if exit == Exit::Normal && self.options.on_stop == OnStop::Wipe {
+                    // A wipe that fails leaves an older state stored, which the next start reads:
+                    // nothing acknowledged is lost by it, so it is not retried, and the stop
+                    // completes (logged).
+                    if let Err(error) = durable.storage.submit(key.clone(), None).await {
+                        tracing::error!(server = branch.server(), name, %error, "could not wipe the stored state");
+                    }
+                    Ok(())
                 } else {
-                    let last = if exit == Exit::Normal && self.options.on_stop == OnStop::Wipe {
-                        Ok(None)
-                    } else {
-                        // Every other end keeps the state for the next start: make sure the last
-                        // one is there (a batched write may be pending).
-                        durable.encode(&key, &cell.live).map(Some)
-                    };
-                    match last {
-                        // A wipe that fails leaves an older state stored, which the next start
-                        // reads: nothing acknowledged is lost by it, so it is not retried, and
-                        // the stop completes (logged).
-                        Ok(None) => {
-                            if let Err(error) = durable.storage.submit(key.clone(), None).await {
-                                tracing::error!(server = branch.server(), name, %error, "could not wipe the stored state");
-                            }
-                            Ok(())
-                        }
-                        Ok(bytes) => Box::pin(store_last(durable, &branch, &key, bytes)).await,
+                    // Every other end keeps the state for the next start: make sure the last one
+                    // is there (a batched write may be pending).
+                    match durable.encode(&key, &cell.live) {
+                        Ok(bytes) => Box::pin(durable.store_last(&branch, &key, bytes)).await,
                         Err(error) => Err(error),
                     }
                 };
@@ -676,52 +669,6 @@ impl<S: Server> Supervisor<S> {
             // The transfer gave up waiting: the branch must not vanish, so it restarts here.
             parts.spawn_on(&Handle::current());
         }
-    }
-}
-
-/// Writes a branch's last state (`None`: deletes it), retrying until the store takes it.
-///
-/// A failure that another attempt can fix (the store is down, the disk is full) is retried with
-/// a growing pause, up to a second, for as long as it takes: the branch keeps its claim
-/// meanwhile, so no other node revives an older state, and its name, so no new start here reads
-/// one. After [`ANNOUNCE_AFTER`] failures the error is published for the stopper
-/// ([`StopError::Store`](crate::StopError::Store)). A failure that no retry fixes (fenced,
-/// closed, unencodable) is returned.
-async fn store_last<S>(
-    durable: &Durable<S>,
-    branch: &Branch,
-    key: &crate::store::Key,
-    bytes: Option<Vec<u8>>,
-) -> Result<(), StoreError> {
-    const FIRST_PAUSE: Duration = Duration::from_millis(10);
-    const LONGEST_PAUSE: Duration = Duration::from_secs(1);
-    const ANNOUNCE_AFTER: u32 = 3;
-    let mut pause = FIRST_PAUSE;
-    let mut failures = 0_u32;
-    loop {
-        let error = match durable.storage.submit(key.clone(), bytes.clone()).await {
-            Ok(()) => return Ok(()),
-            Err(error) => error,
-        };
-        if matches!(
-            error,
-            StoreError::Fenced { .. }
-                | StoreError::Closed
-                | StoreError::OwnedElsewhere { .. }
-                | StoreError::Encode { .. }
-        ) {
-            return Err(error);
-        }
-        failures += 1;
-        tracing::warn!(%key, %error, failures, "could not store the last state; retrying");
-        if failures == ANNOUNCE_AFTER {
-            branch
-                .inner
-                .status
-                .send_modify(|status| status.unstored = Some(error));
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(LONGEST_PAUSE);
     }
 }
 

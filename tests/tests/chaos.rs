@@ -366,8 +366,8 @@ async fn load(world: Arc<World>, task: u64, config: Config, stop_at: Option<Inst
 }
 
 /// One operation. Per thousand: 10 panicking calls, 30 calls with a too-short timeout, 200 casts,
-/// 5 kills, 5 calls racing a kill, 10 transfers, 6 calls followed by a kill or a transfer when
-/// the server goes idle, and plain calls for the rest.
+/// 5 kills, 5 calls racing a kill, 10 transfers, 6 calls followed by a kill or a transfer once
+/// the server has hibernated, and plain calls for the rest.
 async fn step(world: &World, rng: &mut StdRng, log: &mut TaskLog, server: usize, id: u64) {
     let slot = &world.slots[server];
     let client = &slot.client;
@@ -400,11 +400,16 @@ async fn step(world: &World, rng: &mut StdRng, log: &mut TaskLog, server: usize,
         }
         250..260 => return transfer(world, slot, log).await,
         260..266 => {
-            // A transfer or a kill aimed at the moment the server goes idle (and a durable one
-            // starts to hibernate): the sleep paces the load, it waits for no state.
+            // A transfer or a kill aimed at a durable server the moment it has hibernated, so
+            // that the request is what revives it (the moment just *before* it goes idle is
+            // `loss_paths::a_transfer_racing_hibernation_answers_what_happened`'s, on a paused
+            // clock). Waited for as an event: an in-memory server never hibernates.
             let answered = outcome(client.apply(id)).await;
-            let jitter = Duration::from_micros(rng.random_range(0..4_000));
-            tokio::time::sleep(IDLE - Duration::from_millis(2) + jitter).await;
+            if slot.durable {
+                // An end instead (a shutdown cannot happen during the load) is reported by the
+                // call or the request that follows.
+                let _ = client.branch().hibernated().await;
+            }
             if rng.random_bool(0.5) {
                 transfer(world, slot, log).await;
             } else {

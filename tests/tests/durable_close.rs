@@ -107,10 +107,8 @@ async fn the_file_reopens_after_the_servers_and_the_storage_are_dropped_x100() {
     assert_eq!(stored(&redb, &name).await, Some(ROUNDS));
 }
 
-/// The same on a multi-thread runtime. Ignored: `Branch::stop` (and `ended`) resolve before the
-/// supervisor task has dropped its `Storage` clone (`Supervisor::end` marks the branch finished,
-/// then drops its `Durable`), so the file is held a moment longer, on another thread. `close` is
-/// the deterministic way (`the_file_reopens_right_after_close_x100`).
+/// The same on a multi-thread runtime: `stop` (and `ended`) resolve only after the branch has
+/// let go of its `Storage` clone, so nothing on another thread holds the file a moment longer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_file_reopens_after_the_servers_and_the_storage_are_dropped_x100_multi_thread() {
     let dir = tempfile::tempdir().unwrap();

@@ -40,11 +40,11 @@ const STATES: TableDefinition<'_, (&str, &str), &[u8]> = TableDefinition::new("p
 /// A file that is not a redb database, or that redb finds damaged as it opens it, fails
 /// [`open`](Redb::open) with a [`StoreError::Backend`] and is left as it was; damage found later
 /// fails the call that meets it. (A file that opens is written to, as every redb open and close
-/// does: its header and allocator state.) redb's read paths do not verify page checksums and can panic on a damaged page
-/// ([redb#1334](https://github.com/cberner/redb/issues/1334)); peeper catches such a panic, answers
-/// a [`StoreError::Backend`] that says the file is damaged, and refuses every later call on this
-/// handle, so that nothing is written with the state the panic left. (With `panic = "abort"`
-/// there is nothing to catch: the process aborts.)
+/// does: its header and allocator state.) redb's read paths do not verify page checksums and
+/// can panic on a damaged page ([redb#1334](https://github.com/cberner/redb/issues/1334));
+/// peeper catches such a panic, answers a [`StoreError::Backend`] that says the file is damaged,
+/// and refuses every later call on this handle, so that nothing is written with the state the
+/// panic left. (With `panic = "abort"` there is nothing to catch: the process aborts.)
 #[derive(Debug, Clone)]
 pub struct Redb {
     db: Arc<Db>,
@@ -133,13 +133,9 @@ impl Drop for Db {
 
 /// The error for a panic inside redb, which only a damaged file is known to cause.
 fn damaged(panic: &(dyn Any + Send)) -> StoreError {
-    let reason = panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("a panic");
     StoreError::backend(format!(
-        "the database file is damaged (redb panicked: {reason})"
+        "the database file is damaged (redb panicked: {})",
+        crate::exit::panic_message(panic)
     ))
 }
 

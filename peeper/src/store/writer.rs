@@ -147,16 +147,7 @@ impl Writer {
     /// second call waits for the first, then finds nothing left to do.
     pub(crate) async fn close(&self) -> Result<(), StoreError> {
         let _one_at_a_time = self.closing.lock().await;
-        let has_pending = {
-            let mut pending = self.shared.pending();
-            pending.closed = true;
-            !pending.writes.is_empty()
-        };
-        if has_pending {
-            // A task whose runtime shut down left writes behind: this one commits them.
-            self.ensure_running();
-        }
-        self.shared.wake.notify_one();
+        self.refuse_writes(|| {});
         let task = self
             .task
             .lock()
@@ -171,6 +162,22 @@ impl Writer {
             Err(error) if error.is_cancelled() => Ok(()),
             Err(error) => Err(StoreError::backend(error)),
         }
+    }
+
+    /// Marks the writer closed and wakes the task to commit what is pending and end. With writes
+    /// pending, `keep_backend` runs first and the task is (re)started: one whose runtime shut
+    /// down left them behind.
+    fn refuse_writes(&self, keep_backend: impl FnOnce()) {
+        let has_pending = {
+            let mut pending = self.shared.pending();
+            pending.closed = true;
+            !pending.writes.is_empty()
+        };
+        if has_pending {
+            keep_backend();
+            self.ensure_running();
+        }
+        self.shared.wake.notify_one();
     }
 
     /// Starts the task on the current runtime, or again if the runtime it ran on has shut down.
@@ -191,18 +198,12 @@ impl Drop for Writer {
     /// (keeping the backend alive for it), then ends; with nothing pending it ends at once and
     /// the backend is released by whoever drops the last `Arc` of it, now.
     fn drop(&mut self) {
-        let has_pending = {
-            let mut pending = self.shared.pending();
-            pending.closed = true;
-            !pending.writes.is_empty()
-        };
-        if has_pending {
-            if let Some(backend) = self.shared.backend.upgrade() {
-                *self.shared.last_rounds() = Some(backend);
+        let shared = Arc::clone(&self.shared);
+        self.refuse_writes(|| {
+            if let Some(backend) = shared.backend.upgrade() {
+                *shared.last_rounds() = Some(backend);
             }
-            self.ensure_running();
-        }
-        self.shared.wake.notify_one();
+        });
         // The task is not aborted: aborting it mid-commit would drop its waiters' answers while
         // the commit itself (on a blocking thread) goes on. Its handle is dropped: it runs on.
     }
