@@ -58,7 +58,9 @@ fn counter_keeps_its_count_across_a_panic_and_a_kill() {
         "  the caller was told: the counter refuses to count to 103",
         "after the crash: count = 3 (the +100 was not kept)",
         "2 casts, then the worker is killed at once (handled or still queued, none is lost)",
-        "  [worker 2] init with count = 5",
+        // 3 or 5: the kill lands before or after the two casts were handled (the example says
+        // so); the next line is the point, none of them is lost.
+        "  [worker 2] init with count = *",
         "after the kill: count = 5 (worker incarnation 2)",
         "found by name: count = 5, restarts = 2",
         "  [terminate] stopped normally, count = 5",
