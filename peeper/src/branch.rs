@@ -35,6 +35,8 @@ pub(crate) struct Status {
     /// The start that made the branch's claim was dropped and gave the claim up itself: the
     /// branch must not release it (see `supervisor::Starting`).
     pub(crate) abandoned: bool,
+    /// `terminate` panicked, with this message: `stop` reports it.
+    pub(crate) terminate_panicked: Option<String>,
 }
 
 /// A branch's [`Status`], and a way to wait for it to change.
@@ -384,21 +386,39 @@ impl Branch {
     /// Stops the branch normally, as [`Client::stop`](crate::Client::stop) does.
     ///
     /// # Errors
-    /// [`StopError::AlreadyStopped`] if the branch had already ended.
+    /// As [`Client::stop`](crate::Client::stop).
     pub async fn stop(&self) -> Result<(), StopError> {
-        self.stop_with(Exit::Normal).await
+        self.stop_as(Exit::Normal).await
     }
 
-    pub(crate) async fn stop_with(&self, reason: Exit) -> Result<(), StopError> {
-        self.control(Control::Stop(reason))
+    /// Stops the branch with a reason, as [`Client::stop_with`](crate::Client::stop_with) does.
+    ///
+    /// # Errors
+    /// As [`Client::stop`](crate::Client::stop).
+    pub async fn stop_with(&self, reason: impl Into<String>) -> Result<(), StopError> {
+        self.stop_as(Exit::Stopped {
+            reason: reason.into(),
+        })
+        .await
+    }
+
+    /// Stops the branch with `exit`, and waits until it has ended (or its last write is known to
+    /// be pending).
+    pub(crate) async fn stop_as(&self, exit: Exit) -> Result<(), StopError> {
+        // From inside its own handler, the stop would wait for the handler that asked for it.
+        if crate::handling::is_handling(self.id()) {
+            return Err(StopError::CallingSelf);
+        }
+        self.control(Control::Stop(exit))
             .map_err(|SendError::Stopped(exit)| StopError::AlreadyStopped(exit))?;
         let status = self
             .inner
             .status
             .wait_for(|s| s.finished || s.unstored.is_some())
             .await;
-        match status.unstored {
-            Some(error) if !status.finished => Err(StopError::Store(error)),
+        match (status.unstored, status.terminate_panicked) {
+            (Some(error), _) if !status.finished => Err(StopError::Store(error)),
+            (_, Some(message)) => Err(StopError::Terminate { message }),
             _ => Ok(()),
         }
     }

@@ -53,12 +53,18 @@ impl<S: Server> Client<S> {
 
     /// Sends a call and waits up to [`DEFAULT_CALL_TIMEOUT`] for its reply.
     ///
-    /// When this returns `Ok`, the state the handler produced is already kept: a crash right
-    /// after cannot undo it.
+    /// When this returns `Ok`, the state the handler produced is already kept (for a durable
+    /// server that writes through, committed to its store): a crash right after cannot undo it.
     ///
     /// # Errors
-    /// [`CallError::Crashed`] if the handler panicked or the worker was killed while handling it,
-    /// [`CallError::Timeout`], or [`CallError::Stopped`] if the branch has ended.
+    /// - [`CallError::Crashed`] if the handler panicked or the worker was killed
+    ///   ([`Branch::kill_worker`](crate::Branch::kill_worker)) while handling it;
+    /// - [`CallError::Timeout`] if no reply came in time (the call may still be handled);
+    /// - [`CallError::Stopped`] if the branch has ended;
+    /// - [`CallError::Store`] if the handler completed but a durable server could not store its
+    ///   state;
+    /// - [`CallError::CallingSelf`] if called from a handler of this very server;
+    /// - [`CallError::ReplyDropped`] if the handler took the reply handle and dropped it.
     pub async fn call(&self, call: S::Call) -> Result<S::Reply, CallError> {
         self.call_timeout(call, DEFAULT_CALL_TIMEOUT).await
     }
@@ -72,6 +78,10 @@ impl<S: Server> Client<S> {
         call: S::Call,
         timeout: Duration,
     ) -> Result<S::Reply, CallError> {
+        // From its own handler, the call would wait for the handler that makes it.
+        if crate::handling::is_handling(self.branch.id()) {
+            return Err(CallError::CallingSelf);
+        }
         let (reply, answer) = oneshot::channel();
         self.branch
             .send_waking(|| self.mailbox.send(Envelope::Call { call, reply }))
@@ -136,9 +146,38 @@ impl<S: Server> Client<S> {
     /// that is done.
     ///
     /// # Errors
-    /// [`StopError::AlreadyStopped`] if the branch had already ended.
+    /// - [`StopError::AlreadyStopped`] if the branch had already ended;
+    /// - [`StopError::Terminate`] if it stopped but its `terminate` panicked;
+    /// - [`StopError::Store`] if it stopped but a durable server's last state is not stored
+    ///   yet (it keeps retrying);
+    /// - [`StopError::CallingSelf`] if called from a handler of this very server (use
+    ///   [`Context::stop`](crate::Context::stop) there).
     pub async fn stop(&self) -> Result<(), StopError> {
         self.branch.stop().await
+    }
+
+    /// Stops the server with a reason, GenServer's `stop(server, reason)`: as
+    /// [`stop`](Client::stop), with [`Exit::Stopped`] carrying `reason` to `terminate`, the
+    /// listener and [`Branch::ended`].
+    ///
+    /// # Errors
+    /// As [`stop`](Client::stop).
+    ///
+    /// ```
+    /// # use peeper::{Context, Exit, Server, Tracked};
+    /// # #[derive(Clone, Default)] struct Job;
+    /// # impl Server for Job { type Call = (); type Reply = (); type Cast = (); type Info = (); type Keep = peeper::keep::Snapshot;
+    /// #   async fn handle_call(_: &mut Tracked<Self>, _: (), _: &mut Context<Self>) {}
+    /// #   async fn handle_cast(_: &mut Tracked<Self>, _: (), _: &mut Context<Self>) {} }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let job = Job::start(Job).await?;
+    /// let ended = job.branch().ended();
+    /// job.stop_with("cancelled by the user").await?;
+    /// assert_eq!(ended.await, Exit::Stopped { reason: "cancelled by the user".into() });
+    /// # Ok(()) }
+    /// ```
+    pub async fn stop_with(&self, reason: impl Into<String>) -> Result<(), StopError> {
+        self.branch.stop_with(reason).await
     }
 
     /// The branch behind this client: task ids, restarts, kill, and waiting for restarts.

@@ -390,12 +390,13 @@ impl Node {
         let postgres = &self.inner.postgres;
         postgres.hand_off(key, to);
         let stopped = branch
-            .stop_with(Exit::HandedOff {
+            .stop_as(Exit::HandedOff {
                 to: Some(to.clone()),
             })
             .await;
         match stopped {
-            Ok(()) => {}
+            // A panicking `terminate` is logged; the server stopped and is handed off all the same.
+            Ok(()) | Err(StopError::Terminate { .. }) => {}
             Err(StopError::AlreadyStopped(exit)) => {
                 postgres.cancel_hand_off(key);
                 return Err(TransferError::Stopped(exit));
@@ -441,7 +442,7 @@ impl Node {
         let stopped = futures::future::join_all(
             children
                 .iter()
-                .map(|branch| branch.stop_with(Exit::HandedOff { to: None })),
+                .map(|branch| branch.stop_as(Exit::HandedOff { to: None })),
         )
         .await;
         // A server whose last state is not stored yet keeps its lease and retries; it is handed
@@ -661,7 +662,7 @@ async fn fence(node: &NodeInner, key: Key) {
     };
     let owner = node.postgres.owner(&key).await.ok().flatten();
     let _ = branch
-        .stop_with(Exit::Fenced {
+        .stop_as(Exit::Fenced {
             owner: owner.clone(),
         })
         .await;

@@ -191,7 +191,7 @@ impl DynamicSupervisor {
         };
         for child in &children {
             // A child that ended meanwhile is fine: it is ended either way.
-            let _ = child.stop_with(Exit::Shutdown).await;
+            let _ = child.stop_as(Exit::Shutdown).await;
         }
     }
 

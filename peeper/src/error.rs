@@ -41,6 +41,18 @@ pub enum CallError {
     /// the new one, ahead of the store until a later write succeeds.
     #[error("the state could not be stored: {0}")]
     Store(StoreError),
+    /// A handler (or `init`, or `terminate`) called its own server. The worker handles one
+    /// message at a time, so the call would wait for the handler that made it: it fails at
+    /// once instead, as Erlang's `gen_server:call` does (`calling_self`), and nothing was sent.
+    /// Change the state directly, queue a message to yourself with a cast
+    /// (`ctx.client().cast(..)`), or run the work before the next message with
+    /// [`Context::continue_with`](crate::Context::continue_with).
+    #[error("a server called itself from its own handler; the call would wait for itself")]
+    CallingSelf,
+    /// The handler took the call's reply handle ([`ReplyTo`](crate::ReplyTo)) and it was
+    /// dropped without a reply. The handler had completed: its state is kept.
+    #[error("the handler took the reply handle and dropped it without replying")]
+    ReplyDropped,
 }
 
 /// Why a cast, an info message or a delayed message could not be queued.
@@ -89,6 +101,16 @@ pub enum StartError {
     /// The options cannot work together; the text says which and why.
     #[error("invalid options: {0}")]
     InvalidOptions(&'static str),
+    /// The start took longer than [`Builder::start_timeout`](crate::Builder::start_timeout):
+    /// the worker was killed at its next await, and by the time this is returned nothing of the
+    /// server is left (no task, no name, no claim), so the start can be tried again at once.
+    #[error("the server did not start within {0:?}")]
+    Timeout(Duration),
+    /// The first `init` declined to run the server, returning
+    /// [`Ignore`](crate::Ignore) (GenServer's `:ignore`). Nothing was registered and nothing
+    /// keeps running.
+    #[error("init declined to start the server (ignore)")]
+    Ignored,
 }
 
 /// Why [`Client::stop`](crate::Client::stop) did not stop the branch.
@@ -114,6 +136,20 @@ pub enum StopError {
     /// [`Branch::ended`](crate::Branch::ended) resolves once it is stored.
     #[error("the server stopped, but its last state is not stored yet (retrying): {0}")]
     Store(StoreError),
+    /// The server stopped, but its `terminate` panicked, with this message. The branch has
+    /// ended all the same (its name is free, its state written as on any stop); this says that
+    /// the clean-up `terminate` was to do may not have been done, as Erlang's `gen_server:stop`
+    /// fails when `terminate` crashes.
+    #[error("the server stopped, but its terminate panicked: {message}")]
+    Terminate {
+        /// The panic's message.
+        message: String,
+    },
+    /// A handler called `stop` on its own server, which would wait for the handler that made
+    /// it. Nothing was sent: use [`Context::stop`](crate::Context::stop) or
+    /// [`Context::stop_with`](crate::Context::stop_with) to stop once the handler returns.
+    #[error("a server tried to stop itself from its own handler; use `ctx.stop()`")]
+    CallingSelf,
 }
 
 /// Why [`transfer`](crate::transfer) did not move a branch. In every case but

@@ -25,6 +25,19 @@ pub enum Exit {
     /// The branch was stopped on request ([`Client::stop`](crate::Client::stop), or a handler
     /// called [`Context::stop`](crate::Context::stop)).
     Normal,
+    /// The branch was stopped on request with a reason
+    /// ([`Client::stop_with`](crate::Client::stop_with), or a handler called
+    /// [`Context::stop_with`](crate::Context::stop_with)): a normal stop in every other way
+    /// (`terminate` runs, queued messages before the stop are handled, a durable state is
+    /// wiped as on a [`Normal`](Exit::Normal) stop unless [`OnStop::Keep`](crate::OnStop::Keep)).
+    Stopped {
+        /// The reason given.
+        reason: String,
+    },
+    /// An `init` declined to run the server by returning [`Ignore`](crate::Ignore): at the first
+    /// start the start fails with [`StartError::Ignored`](crate::StartError::Ignored); after a
+    /// restart the branch ends quietly (no `terminate`), its kept state stored as on any end.
+    Ignored,
     /// A handler panicked; `message` is the panic's message.
     Panicked {
         /// The panic's message (`"<non-string panic payload>"` when it was not a string).
@@ -122,6 +135,8 @@ impl fmt::Display for Exit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Exit::Normal => f.write_str("stopped normally"),
+            Exit::Stopped { reason } => write!(f, "stopped: {reason}"),
+            Exit::Ignored => f.write_str("init declined to run the server (ignore)"),
             Exit::Panicked { message } => write!(f, "the worker panicked: {message}"),
             Exit::InitFailed { message } => write!(f, "init failed: {message}"),
             Exit::Killed => f.write_str("the worker was killed"),

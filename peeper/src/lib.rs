@@ -101,6 +101,7 @@ mod durable;
 mod dynamic;
 mod error;
 mod exit;
+mod handling;
 pub mod keep;
 mod keeper;
 mod kinds;
@@ -108,6 +109,7 @@ mod listener;
 mod mailbox;
 mod options;
 mod registry;
+mod reply;
 mod resources;
 mod server;
 pub mod store;
@@ -127,7 +129,8 @@ pub use options::{
     OnStop, WritePolicy,
 };
 pub use registry::whereis;
-pub use server::{InitError, Server, Tracked};
+pub use reply::ReplyTo;
+pub use server::{Ignore, InitError, Server, Tracked};
 pub use store::Persist;
 pub use table::{
     Access, Lookup, OrderedTable, ReadOnly, ReadWrite, Table, TableError, TableId, table,
@@ -562,8 +565,11 @@ pub use kinds::{ServerKind, servers};
 ///     ///
 ///     /// # Errors
 ///     ///
-///     /// `peeper::CallError::Crashed` if the handler panicked (the state is then the one before
-///     /// this call), `Timeout` if no reply came within 5 s, `Stopped` if the server has stopped.
+///     /// `peeper::CallError::Crashed` if the handler panicked or the worker was killed while
+///     /// handling it (the state is then the one before this call), `Timeout` if no reply came
+///     /// within 5 s, `Stopped` if the server has stopped, `Store` if a durable server could not
+///     /// store the new state, `CallingSelf` if called from a handler of this very server (see
+///     /// `peeper::CallError`).
 ///     #[inline]
 ///     #[allow(unreachable_patterns)]
 ///     pub async fn get(&self) -> ::core::result::Result<u64, ::peeper::CallError> {
@@ -583,8 +589,11 @@ pub use kinds::{ServerKind, servers};
 ///     ///
 ///     /// # Errors
 ///     ///
-///     /// `peeper::CallError::Crashed` if the handler panicked (the state is then the one before
-///     /// this call), `Timeout` if no reply came within 5 s, `Stopped` if the server has stopped.
+///     /// `peeper::CallError::Crashed` if the handler panicked or the worker was killed while
+///     /// handling it (the state is then the one before this call), `Timeout` if no reply came
+///     /// within 5 s, `Stopped` if the server has stopped, `Store` if a durable server could not
+///     /// store the new state, `CallingSelf` if called from a handler of this very server (see
+///     /// `peeper::CallError`).
 ///     #[inline]
 ///     #[allow(unreachable_patterns)]
 ///     pub async fn add(&self, by: u64) -> ::core::result::Result<u64, ::peeper::CallError> {
@@ -656,9 +665,24 @@ pub use kinds::{ServerKind, servers};
 ///     ///
 ///     /// # Errors
 ///     ///
-///     /// `peeper::StopError::AlreadyStopped` if the server had already stopped.
+///     /// `peeper::StopError::AlreadyStopped` if the server had already stopped, `Terminate`
+///     /// if `#[terminate]` panicked, `Store` if a durable server's last state is not stored
+///     /// yet, `CallingSelf` if called from one of its own handlers (see `peeper::StopError`).
 ///     pub async fn stop(&self) -> ::core::result::Result<(), ::peeper::StopError> {
 ///         self.0.stop().await
+///     }
+///
+///     /// Stops the server with a reason (`peeper::Exit::Stopped`), which `#[terminate]`,
+///     /// the listener and `branch().ended()` receive; otherwise as `stop`.
+///     ///
+///     /// # Errors
+///     ///
+///     /// As `stop`.
+///     pub async fn stop_with(
+///         &self,
+///         reason: impl ::core::convert::Into<::std::string::String>,
+///     ) -> ::core::result::Result<(), ::peeper::StopError> {
+///         self.0.stop_with(reason).await
 ///     }
 ///
 ///     /// The client of the running `Counter` registered as `name`, if any.
@@ -696,9 +720,11 @@ pub use kinds::{ServerKind, servers};
 ///     ///
 ///     /// # Errors
 ///     ///
-///     /// `peeper::CallError::Crashed` if the handler panicked (the state is then the one before
-///     /// this call), `Timeout` if no reply came within the timeout, `Stopped` if the server has
-///     /// stopped.
+///     /// `peeper::CallError::Crashed` if the handler panicked or the worker was killed while
+///     /// handling it (the state is then the one before this call), `Timeout` if no reply came
+///     /// within the timeout, `Stopped` if the server has stopped, `Store` if a durable server
+///     /// could not store the new state, `CallingSelf` if called from a handler of this very
+///     /// server (see `peeper::CallError`).
 ///     #[inline]
 ///     #[allow(unreachable_patterns)]
 ///     pub async fn get(&self) -> ::core::result::Result<u64, ::peeper::CallError> {
@@ -718,9 +744,11 @@ pub use kinds::{ServerKind, servers};
 ///     ///
 ///     /// # Errors
 ///     ///
-///     /// `peeper::CallError::Crashed` if the handler panicked (the state is then the one before
-///     /// this call), `Timeout` if no reply came within the timeout, `Stopped` if the server has
-///     /// stopped.
+///     /// `peeper::CallError::Crashed` if the handler panicked or the worker was killed while
+///     /// handling it (the state is then the one before this call), `Timeout` if no reply came
+///     /// within the timeout, `Stopped` if the server has stopped, `Store` if a durable server
+///     /// could not store the new state, `CallingSelf` if called from a handler of this very
+///     /// server (see `peeper::CallError`).
 ///     #[inline]
 ///     #[allow(unreachable_patterns)]
 ///     pub async fn add(&self, by: u64) -> ::core::result::Result<u64, ::peeper::CallError> {

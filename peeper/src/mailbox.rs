@@ -4,21 +4,16 @@
 //! [`Cell`](crate::keeper::Cell), never in a worker, so a killed worker cannot take queued
 //! messages down with it; its sending end lives in every [`Client`](crate::Client).
 
-use tokio::sync::oneshot;
-
+use crate::reply::Sender;
 use crate::{CallError, Exit, Server};
 
-/// Where a call's reply goes. Dropped without a reply only when the worker is killed mid-call,
-/// which the client reports as [`CallError::Crashed`] with [`Exit::Killed`].
-///
-/// The error is boxed on its way: a `CallError` can be large (it may carry a store error), errors
-/// are rare, and an unboxed one would make every reply that size.
-pub(crate) type ReplyTo<S> = oneshot::Sender<Result<<S as Server>::Reply, Box<CallError>>>;
+/// Where a call's reply goes (see [`Sender`]).
+pub(crate) type Caller<S> = Sender<<S as Server>::Reply>;
 
 pub(crate) enum Envelope<S: Server> {
     Call {
         call: S::Call,
-        reply: ReplyTo<S>,
+        reply: Caller<S>,
     },
     Cast(S::Cast),
     Info(S::Info),

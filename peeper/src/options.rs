@@ -46,6 +46,7 @@ pub(crate) struct Options {
     pub(crate) on_stop: OnStop,
     pub(crate) idle_after: Option<Duration>,
     pub(crate) listener_backlog: usize,
+    pub(crate) start_timeout: Option<Duration>,
 }
 
 /// When a durable server writes its state (see [`Builder::store`]).
@@ -105,6 +106,7 @@ impl Default for Options {
             on_stop: OnStop::default(),
             idle_after: None,
             listener_backlog: crate::keeper::DEFAULT_LISTENER_BACKLOG,
+            start_timeout: None,
         }
     }
 }
@@ -252,11 +254,50 @@ impl<S: Server, C: From<Client<S>>> Builder<S, C> {
         self
     }
 
+    /// Gives up a start that has not completed within `timeout` (loading a durable state
+    /// included), as `GenServer.start_link/3`'s `:timeout`: the worker is killed at its next
+    /// await, and [`start`](Builder::start) returns [`StartError::Timeout`] once nothing of the
+    /// server is left (no task, no name, no claim), so a retry starts clean. No timeout by
+    /// default. (Dropping the start future undoes the start the same way, without waiting.)
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    ///
+    /// #[derive(Clone, Default)]
+    /// pub struct Stuck;
+    ///
+    /// #[peeper::server]
+    /// impl Stuck {
+    ///     #[init]
+    ///     async fn init(&mut self) {
+    ///         std::future::pending::<()>().await; // waits for something that never comes
+    ///     }
+    /// }
+    ///
+    /// let started = Stuck::builder(Stuck).name("stuck").start_timeout(Duration::from_secs(1)).start().await;
+    /// assert_eq!(started.unwrap_err(), peeper::StartError::Timeout(Duration::from_secs(1)));
+    /// assert!(Stuck::whereis("stuck").is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.options.start_timeout = Some(timeout);
+        self
+    }
+
     /// Starts the branch and returns once the first `init` has completed.
     ///
+    /// Dropped before it returns (by a `select!` or a timeout of the caller's), the start is
+    /// undone: the name is freed, a claim is given up, and the worker is killed at its next
+    /// await.
+    ///
     /// # Errors
-    /// [`StartError::NameTaken`], [`StartError::Init`] if `init` failed or panicked,
-    /// [`StartError::SupervisorStopped`], or [`StartError::InvalidOptions`].
+    /// [`StartError::NameTaken`]; [`StartError::Init`] if the first `init` failed, panicked,
+    /// asked to stop, or its worker was killed; [`StartError::Ignored`] if it returned
+    /// [`Ignore`](crate::Ignore); [`StartError::Timeout`] after
+    /// [`start_timeout`](Builder::start_timeout); [`StartError::Store`] if a durable server's
+    /// stored state could not be claimed or read; [`StartError::SupervisorStopped`]; or
+    /// [`StartError::InvalidOptions`].
     pub async fn start(self) -> Result<C, StartError> {
         crate::supervisor::start(self).await.map(C::from)
     }

@@ -10,6 +10,39 @@ use crate::{Builder, Client, Context, Exit, StartError};
 /// The error an `init` may return; any error type converts into it with `?` or `.into()`.
 pub type InitError = Box<dyn std::error::Error + Send + Sync>;
 
+/// What an `init` returns to decline to run the server, GenServer's `:ignore`: at the first start
+/// the start fails with [`StartError::Ignored`] and nothing is registered; after a restart the
+/// branch ends quietly with [`Exit::Ignored`].
+///
+/// ```
+/// #[derive(Clone, Default)]
+/// pub struct Optional { enabled: bool }
+///
+/// #[peeper::server]
+/// impl Optional {
+///     #[init]
+///     fn init(&mut self) -> Result<(), peeper::Ignore> {
+///         if self.enabled { Ok(()) } else { Err(peeper::Ignore) }
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let declined = Optional::builder(Optional::default()).name("optional").start().await;
+/// assert!(matches!(declined, Err(peeper::StartError::Ignored)));
+/// assert!(Optional::whereis("optional").is_none());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ignore;
+
+impl std::fmt::Display for Ignore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("init declined to run the server (ignore)")
+    }
+}
+
+impl std::error::Error for Ignore {}
+
 /// A server: the state, the messages it takes, and how each is handled.
 ///
 /// `#[peeper::server]` implements this trait from an `impl` block; this page is what it
@@ -81,7 +114,9 @@ pub trait Server: Sized + Send + 'static {
         async { Ok(()) }
     }
 
-    /// Handles a call; the returned value is the reply.
+    /// Handles a call; the returned value is the reply, unless the handler took the reply
+    /// handle with [`Context::defer_reply`] to answer later (the returned value is then
+    /// dropped).
     fn handle_call(
         state: &mut Tracked<Self>,
         call: Self::Call,
@@ -109,6 +144,17 @@ pub trait Server: Sized + Send + 'static {
                 "info message ignored"
             );
         }
+    }
+
+    /// Runs when no message arrived within the time a handler asked for with
+    /// [`Context::set_timeout`], GenServer's `handle_info(:timeout, state)`. It is a handler like
+    /// the others: its state is kept, and a panic in it is a crash. The default does nothing.
+    fn handle_timeout(
+        state: &mut Tracked<Self>,
+        ctx: &mut Context<Self>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (state, ctx);
+        async {}
     }
 
     /// Runs once when the branch ends for good: on a normal stop (after every message queued

@@ -92,6 +92,8 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
     }
     // Every await from the claim to the spawn is guarded: dropped there (a start under a
     // timeout), the start gives its claim up.
+    let timeout = options.start_timeout.unwrap_or_default();
+    let deadline = options.start_timeout.map(|timeout| Instant::now() + timeout);
     let mut claim = None;
     let state = match (&durable, &options.name) {
         (None, _) => state,
@@ -114,15 +116,22 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
             // Claimed before it is read: in a cluster the claim fences the previous owner, so
             // what is read after it is final (see `Store::claim`).
             let key = durable.key(name);
-            let guard = durable.claim(&key).await.map_err(StartError::Store)?;
-            match durable.load(&key).await {
-                Ok(stored) => {
+            let guard = within(deadline, durable.claim(&key))
+                .await
+                .ok_or(StartError::Timeout(timeout))?
+                .map_err(StartError::Store)?;
+            match within(deadline, durable.load(&key)).await {
+                Some(Ok(stored)) => {
                     claim = Some(guard);
                     stored.unwrap_or(state)
                 }
-                Err(error) => {
+                Some(Err(error)) => {
                     guard.release().await;
                     return Err(StartError::Store(error));
+                }
+                None => {
+                    guard.release().await;
+                    return Err(StartError::Timeout(timeout));
                 }
             }
         }
@@ -182,7 +191,15 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
         claim,
         armed: true,
     };
-    branch.ready().await.map_err(StartError::Init)?;
+    match within(deadline, branch.ready()).await {
+        Some(Ok(())) => {}
+        Some(Err(Exit::Ignored)) => return Err(StartError::Ignored),
+        Some(Err(exit)) => return Err(StartError::Init(exit)),
+        None => {
+            starting.undo().await;
+            return Err(StartError::Timeout(timeout));
+        }
+    }
     starting.done();
     tracing::info!(server = branch.server(), name = branch.name(), id = %branch.id(), "started");
     Ok(client)
@@ -209,6 +226,43 @@ impl Starting {
         if let Some(claim) = self.claim.take() {
             claim.hand_to_branch();
         }
+    }
+
+    /// The start timed out: stops the branch, waits until it has ended (its tasks are gone and
+    /// its name is free), then releases the claim, so that nothing of it is left on return.
+    /// The claim goes last: released while the branch still ran, it would let a new start read
+    /// the key before this branch's `init` stopped writing.
+    async fn undo(mut self) {
+        self.armed = false;
+        let branch = self.branch.clone();
+        tracing::info!(
+            server = branch.server(),
+            name = branch.name(),
+            "start timed out before init completed; stopping it"
+        );
+        let claim = self.claim.take();
+        if claim.is_some() {
+            // The branch must not release (nor write under) a claim it does not own any more.
+            branch
+                .inner
+                .status
+                .send_modify(|status| status.abandoned = true);
+        }
+        drop(self);
+        let _ = branch.control(Control::Stop(Exit::Shutdown));
+        let _ = branch.control(Control::KillWorker);
+        branch.ended().await;
+        if let Some(claim) = claim {
+            claim.release().await;
+        }
+    }
+}
+
+/// `future`, or `None` if `deadline` passes first.
+async fn within<F: std::future::Future>(deadline: Option<Instant>, future: F) -> Option<F::Output> {
+    match deadline {
+        None => Some(future.await),
+        Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
     }
 }
 
@@ -526,7 +580,9 @@ impl<S: Server> Supervisor<S> {
                 let stored = if status.ready.is_none() {
                     // `init` never completed: nothing of this branch's is worth storing.
                     Ok(())
-                } else if exit == Exit::Normal && self.options.on_stop == OnStop::Wipe {
+                } else if matches!(exit, Exit::Normal | Exit::Stopped { .. })
+                    && self.options.on_stop == OnStop::Wipe
+                {
                     // A wipe that fails leaves an older state stored, which the next start reads:
                     // nothing acknowledged is lost by it, so it is not retried, and the stop
                     // completes (logged).
@@ -573,7 +629,12 @@ impl<S: Server> Supervisor<S> {
             DynamicSupervisor::from_inner(owner).forget(branch.id());
         }
         match &exit {
-            Exit::Normal | Exit::Transferred | Exit::Shutdown | Exit::HandedOff { .. } => {
+            Exit::Normal
+            | Exit::Stopped { .. }
+            | Exit::Ignored
+            | Exit::Transferred
+            | Exit::Shutdown
+            | Exit::HandedOff { .. } => {
                 tracing::info!(server = branch.server(), name = branch.name(), %exit, "stopped");
             }
             _ => tracing::error!(server = branch.server(), name = branch.name(), %exit, "stopped"),

@@ -14,9 +14,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::FutureExt;
 use tokio::sync::OwnedMutexGuard;
 
+use crate::context::Answer;
 use crate::exit::panic_message;
+use crate::handling::Handling;
 use crate::keeper::{Cell, Changes};
-use crate::mailbox::{Envelope, ReplyTo};
+use crate::mailbox::{Caller, Envelope};
+use crate::reply::Gate;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -26,7 +29,7 @@ use tokio::time::Instant;
 use crate::durable::Durable;
 use crate::options::WritePolicy;
 use crate::store::{Key, StoreError};
-use crate::{CallError, Client, Context, Exit, Server, Tracked};
+use crate::{BranchId, CallError, Client, Context, Exit, Ignore, Server, Tracked};
 
 /// How a worker ended.
 #[derive(Debug)]
@@ -133,9 +136,20 @@ impl<S: Server> Persistence<S> {
     }
 }
 
+/// What the worker handles next.
+enum Job<S: Server> {
+    /// A message from the mailbox.
+    Message(Envelope<S>),
+    /// A continuation a handler asked for ([`Context::continue_with`]).
+    Continue(S::Cast),
+    /// No message came within the time the last handler asked for ([`Context::set_timeout`]).
+    Timeout,
+}
+
 impl<S: Server> Worker<S> {
     pub(crate) async fn run(self, mut cell: OwnedMutexGuard<Cell<S>>) -> WorkerEnd {
         self.client.branch().tasks().worker = Some(tokio::task::id());
+        let branch = self.client.branch().id();
         let cell = &mut *cell;
         let changes = self.changes.as_ref();
         let mut ctx = Context::new(self.incarnation, self.client.clone());
@@ -150,10 +164,11 @@ impl<S: Server> Worker<S> {
         // Boxed, as every await off the per-message path below: a task's future is as large as
         // the largest set of locals alive across any of its awaits, and an idle server keeps that
         // allocation for its whole life. A boxed await costs an allocation when it runs.
-        let init =
-            Box::pin(AssertUnwindSafe(S::init(&mut cell.live, &mut ctx)).catch_unwind()).await;
+        let init = Box::pin(guarded(branch, S::init(&mut cell.live, &mut ctx))).await;
         let init = match init {
             Ok(Ok(())) => Ok(()),
+            // GenServer's `:ignore`: not a crash, and nothing to restart.
+            Ok(Err(error)) if error.is::<Ignore>() => return WorkerEnd::Stopped(Exit::Ignored),
             Ok(Err(error)) => Err(Exit::InitFailed {
                 message: error.to_string(),
             }),
@@ -168,6 +183,10 @@ impl<S: Server> Worker<S> {
                 exit,
                 started: false,
             };
+        }
+        // GenServer's `{:stop, reason}` from `init`: the server does not start (no `terminate`).
+        if let Some(exit) = ctx.take_stop() {
+            return WorkerEnd::Stopped(exit);
         }
         // Boxed where it is built: a future held in a named local keeps a slot in this task's
         // state even after it moved into a box.
@@ -198,67 +217,90 @@ impl<S: Server> Worker<S> {
         );
 
         let mut last_message = Instant::now();
-        loop {
-            let deadline = earliest(
-                persistence.as_deref().and_then(Persistence::flush_at),
-                self.idle_after.map(|idle| last_message + idle),
-            );
-            let received = match deadline {
-                None => cell.mailbox.recv().await,
-                Some(deadline) => {
-                    match Box::pin(tokio::time::timeout_at(deadline, cell.mailbox.recv())).await {
-                        Ok(received) => received,
-                        Err(_elapsed) => {
-                            let Some(persistence) = &mut persistence else {
-                                // Idle without a store: nothing to hibernate into.
-                                last_message = Instant::now();
-                                continue;
-                            };
-                            let flush = persistence.flush(&cell.live).map(Box::pin);
-                            let flushed = match flush {
-                                Some(flush) => flush.await,
-                                None => Ok(()),
-                            };
-                            if let Some(exit) = fenced(&flushed) {
-                                return WorkerEnd::Stopped(exit);
+        // When `handle_timeout` is due, if the last handler asked for it.
+        let mut timeout_at = ctx
+            .take_timeout()
+            .map(|timeout| Instant::now() + timeout);
+        'messages: loop {
+            let job = 'job: {
+                if let Some(cast) = ctx.take_continuation() {
+                    break 'job Job::Continue(cast);
+                }
+                let deadline = earliest(
+                    earliest(
+                        persistence.as_deref().and_then(Persistence::flush_at),
+                        self.idle_after.map(|idle| last_message + idle),
+                    ),
+                    timeout_at,
+                );
+                let received = match deadline {
+                    None => cell.mailbox.recv().await,
+                    Some(deadline) => {
+                        match Box::pin(tokio::time::timeout_at(deadline, cell.mailbox.recv()))
+                            .await
+                        {
+                            Ok(received) => received,
+                            // Cleared after the handler, as after any handler.
+                            Err(_elapsed) if timeout_at.is_some_and(|at| at <= deadline) => {
+                                break 'job Job::Timeout;
                             }
-                            match flushed {
-                                Ok(())
-                                    if self
-                                        .idle_after
-                                        .is_some_and(|idle| last_message.elapsed() >= idle) =>
-                                {
-                                    return WorkerEnd::Idle;
-                                }
-                                Ok(()) => {}
-                                Err(error) => {
-                                    tracing::error!(server = self.client.branch().server(), %error, "could not store the state");
-                                    // Stay awake, and try again after another idle period.
+                            Err(_elapsed) => {
+                                let Some(persistence) = &mut persistence else {
+                                    // Idle without a store: nothing to hibernate into.
                                     last_message = Instant::now();
+                                    continue 'messages;
+                                };
+                                let flush = persistence.flush(&cell.live).map(Box::pin);
+                                let flushed = match flush {
+                                    Some(flush) => flush.await,
+                                    None => Ok(()),
+                                };
+                                if let Some(exit) = fenced(&flushed) {
+                                    return WorkerEnd::Stopped(exit);
                                 }
+                                match flushed {
+                                    Ok(())
+                                        if self.idle_after.is_some_and(|idle| {
+                                            last_message.elapsed() >= idle
+                                        }) =>
+                                    {
+                                        return WorkerEnd::Idle;
+                                    }
+                                    Ok(()) => {}
+                                    Err(error) => {
+                                        tracing::error!(server = self.client.branch().server(), %error, "could not store the state");
+                                        // Stay awake, and try again after another idle period.
+                                        last_message = Instant::now();
+                                    }
+                                }
+                                continue 'messages;
                             }
-                            continue;
                         }
                     }
+                };
+                // The mailbox cannot close while this worker's own client holds a sender.
+                let Some(envelope) = received else {
+                    return WorkerEnd::Stopped(Exit::Normal);
+                };
+                // A clock read costs as much as a tenth of a call: only servers that can idle
+                // pay it.
+                if self.idle_after.is_some() {
+                    last_message = Instant::now();
                 }
+                Job::Message(envelope)
             };
-            // The mailbox cannot close while this worker's own client holds a sender.
-            let Some(envelope) = received else {
-                return WorkerEnd::Stopped(Exit::Normal);
-            };
-            // A clock read costs as much as a tenth of a call: only servers that can idle pay it.
-            if self.idle_after.is_some() {
-                last_message = Instant::now();
-            }
             cell.live.reset();
-            let outcome = match envelope {
-                Envelope::Call { call, reply } => {
-                    let out = guarded(S::handle_call(&mut cell.live, call, &mut ctx)).await;
+            let outcome = match job {
+                Job::Message(Envelope::Call { call, reply }) => {
+                    ctx.begin_call(reply);
+                    let out = guarded(branch, S::handle_call(&mut cell.live, call, &mut ctx)).await;
+                    let answer = ctx.end_call();
                     match settle(cell, changes, out, false) {
-                        // Nothing to store (no store, or a `&self` handler): reply now.
+                        // Nothing to store (no store, or a `&self` handler): answer now.
                         Ok(value) if persistence.is_none() || !cell.live.changed() => {
-                            // The caller may have timed out; the call still counted, as in GenServer.
-                            let _ = reply.send(Ok(value));
+                            if let Some(owed) = Owed::of(answer, value) {
+                                owed.answer(Ok(()));
+                            }
                             Ok(())
                         }
                         Ok(value) => {
@@ -268,34 +310,40 @@ impl<S: Server> Worker<S> {
                             let write = store_if_changed(&mut persistence, &cell.live);
                             // Written: the common write below must not write it again.
                             cell.live.reset();
-                            let stored =
-                                Box::pin(CommittedReply::<S, _>::new(reply, value, write).send())
-                                    .await;
+                            let stored = Box::pin(
+                                CommittedReply::<S, _>::new(Owed::of(answer, value), write).send(),
+                            )
+                            .await;
                             if let Some(exit) = fenced(&stored) {
                                 return WorkerEnd::Stopped(exit);
                             }
                             Ok(())
                         }
                         Err(exit) => {
-                            let _ = reply.send(Err(Box::new(CallError::Crashed(exit.clone()))));
+                            answer.crashed(&exit);
                             Err(exit)
                         }
                     }
                 }
-                Envelope::Cast(cast) => {
-                    let out = guarded(S::handle_cast(&mut cell.live, cast, &mut ctx)).await;
+                Job::Message(Envelope::Cast(cast)) | Job::Continue(cast) => {
+                    let out = guarded(branch, S::handle_cast(&mut cell.live, cast, &mut ctx)).await;
                     settle(cell, changes, out, false)
                 }
-                Envelope::Info(info) => {
-                    let out = guarded(S::handle_info(&mut cell.live, info, &mut ctx)).await;
+                Job::Message(Envelope::Info(info)) => {
+                    let out = guarded(branch, S::handle_info(&mut cell.live, info, &mut ctx)).await;
                     settle(cell, changes, out, false)
                 }
-                Envelope::Stop(reason) => {
+                Job::Timeout => {
+                    let out = Box::pin(guarded(branch, S::handle_timeout(&mut cell.live, &mut ctx)))
+                        .await;
+                    settle(cell, changes, out, false)
+                }
+                Job::Message(Envelope::Stop(reason)) => {
                     let reason = *reason;
                     Box::pin(terminate(cell, &reason, &mut ctx)).await;
                     return WorkerEnd::Stopped(reason);
                 }
-                Envelope::Handoff => return WorkerEnd::Handoff,
+                Job::Message(Envelope::Handoff) => return WorkerEnd::Handoff,
             };
             if let Err(exit) = outcome {
                 return WorkerEnd::Crashed {
@@ -303,6 +351,10 @@ impl<S: Server> Worker<S> {
                     started: true,
                 };
             }
+            // Only the last handler's request counts; a clock read only when there is one.
+            timeout_at = ctx
+                .take_timeout()
+                .map(|timeout| Instant::now() + timeout);
             // Checked first: building the store's future costs a copy per message for nothing.
             if persistence.is_some() {
                 let stored = Box::pin(store_if_changed(&mut persistence, &cell.live)).await;
@@ -314,19 +366,70 @@ impl<S: Server> Worker<S> {
                     tracing::error!(server = self.client.branch().server(), %error, "could not store the state");
                 }
             }
-            if ctx.stop_requested() {
-                Box::pin(terminate(cell, &Exit::Normal, &mut ctx)).await;
-                return WorkerEnd::Stopped(Exit::Normal);
+            if let Some(reason) = ctx.take_stop() {
+                ctx.drop_continuations();
+                Box::pin(terminate(cell, &reason, &mut ctx)).await;
+                return WorkerEnd::Stopped(reason);
             }
         }
     }
 }
 
 /// Runs a handler's future in place (pinned where it was built, not moved into a wrapper: a
-/// handler's future can be large, and moving it cost a copy per message) and catches its panic.
-async fn guarded<F: Future>(handler: F) -> Result<F::Output, Box<dyn Any + Send>> {
+/// handler's future can be large, and moving it cost a copy per message), marked as a handler of
+/// `branch` (see [`handling`](crate::handling)), and catches its panic.
+async fn guarded<F: Future>(
+    branch: BranchId,
+    handler: F,
+) -> Result<F::Output, Box<dyn Any + Send>> {
     let handler = std::pin::pin!(handler);
-    AssertUnwindSafe(handler).catch_unwind().await
+    AssertUnwindSafe(Handling { branch, handler })
+        .catch_unwind()
+        .await
+}
+
+/// A completed call's reply, once its state is kept.
+enum Owed<S: Server> {
+    /// The value the handler returned, for its caller.
+    Value(Caller<S>, S::Reply),
+    /// The handler took the reply handle: open its gate.
+    Deferred(Arc<Gate<S::Reply>>),
+}
+
+impl<S: Server> Owed<S> {
+    fn of(answer: Answer<S>, value: S::Reply) -> Option<Self> {
+        match answer {
+            Answer::Now(caller) => Some(Owed::Value(caller, value)),
+            Answer::Deferred(gate) => Some(Owed::Deferred(gate)),
+            Answer::Nobody => None,
+        }
+    }
+
+    /// Answers, now that the state write ended with `stored`.
+    fn answer(self, stored: Result<(), StoreError>) {
+        match (self, stored) {
+            // The caller may have timed out; the call still counted, as in GenServer.
+            (Owed::Value(caller, value), Ok(())) => drop(caller.send(Ok(value))),
+            (Owed::Value(caller, _), Err(error)) => {
+                drop(caller.send(Err(Box::new(CallError::Store(error)))));
+            }
+            (Owed::Deferred(gate), Ok(())) => gate.open(),
+            (Owed::Deferred(gate), Err(error)) => gate.fail(CallError::Store(error)),
+        }
+    }
+}
+
+impl<S: Server> Answer<S> {
+    /// The handler crashed: its caller hears how.
+    fn crashed(self, exit: &Exit) {
+        match self {
+            Answer::Now(caller) => {
+                let _ = caller.send(Err(Box::new(CallError::Crashed(exit.clone()))));
+            }
+            Answer::Deferred(gate) => gate.fail(CallError::Crashed(exit.clone())),
+            Answer::Nobody => {}
+        }
+    }
 }
 
 /// The reply to a call whose handler completed and whose state is kept, waiting for that state's
@@ -339,27 +442,24 @@ async fn guarded<F: Future>(handler: F) -> Result<F::Output, Box<dyn Any + Send>
 /// after the commit, or the store's error.
 struct CommittedReply<S: Server, W: Future<Output = Result<(), StoreError>> + Send + 'static> {
     /// `None` once sent, or once handed to the finishing task.
-    pending: Option<Owed<S, W>>,
+    pending: Option<(Option<Owed<S>>, Pin<Box<W>>)>,
 }
 
-/// Where the reply goes, the reply, and the commit it waits for.
-type Owed<S, W> = (ReplyTo<S>, <S as Server>::Reply, Pin<Box<W>>);
-
 impl<S: Server, W: Future<Output = Result<(), StoreError>> + Send + 'static> CommittedReply<S, W> {
-    fn new(reply: ReplyTo<S>, value: S::Reply, write: W) -> Self {
+    fn new(owed: Option<Owed<S>>, write: W) -> Self {
         CommittedReply {
-            pending: Some((reply, value, Box::pin(write))),
+            pending: Some((owed, Box::pin(write))),
         }
     }
 
     /// Waits for the commit, then replies; returns what the commit said.
     async fn send(mut self) -> Result<(), StoreError> {
         let stored = match &mut self.pending {
-            Some((_, _, write)) => write.as_mut().await,
+            Some((_, write)) => write.as_mut().await,
             None => Ok(()),
         };
-        if let Some((reply, value, _)) = self.pending.take() {
-            answer::<S>(reply, value, stored.clone());
+        if let Some((Some(owed), _)) = self.pending.take() {
+            owed.answer(stored.clone());
         }
         stored
     }
@@ -369,32 +469,20 @@ impl<S: Server, W: Future<Output = Result<(), StoreError>> + Send + 'static> Dro
     for CommittedReply<S, W>
 {
     fn drop(&mut self) {
-        let Some((reply, value, write)) = self.pending.take() else {
+        let Some((Some(owed), write)) = self.pending.take() else {
             return;
         };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(async move {
                     let stored = write.await;
-                    answer::<S>(reply, value, stored);
+                    owed.answer(stored);
                 });
             }
             // No runtime to wait on: the commit's outcome cannot be known here.
-            Err(_) => {
-                let _ = reply.send(Err(Box::new(CallError::Store(StoreError::Closed))));
-            }
+            Err(_) => owed.answer(Err(StoreError::Closed)),
         }
     }
-}
-
-/// Answers a completed call whose state write ended with `stored`.
-fn answer<S: Server>(reply: ReplyTo<S>, value: S::Reply, stored: Result<(), StoreError>) {
-    // The caller may have timed out; the call still counted, as in GenServer.
-    let _ = reply.send(
-        stored
-            .map(|()| value)
-            .map_err(|error| Box::new(CallError::Store(error))),
-    );
 }
 
 /// Writes the state to the store if the handler that just ran changed it.
@@ -448,18 +536,22 @@ fn settle<S: Server, T>(
 }
 
 /// Runs the server's `terminate` on the cell's state, first restoring it if a crash left it
-/// unknown. A panic in `terminate` is logged: the branch is ending either way.
+/// unknown. A panic in `terminate` is logged and published, for `stop` to report
+/// ([`StopError::Terminate`](crate::StopError::Terminate)): the branch is ending either way.
 pub(crate) async fn terminate<S: Server>(cell: &mut Cell<S>, reason: &Exit, ctx: &mut Context<S>) {
     // Recorded first: a kill landing at one of `terminate`'s awaits must not undo the stop.
     cell.stopping = Some(reason.clone());
     if let Err(exit) = cell.restore_if_needed() {
         tracing::error!(server = std::any::type_name::<S>(), %exit, "could not restore the state for terminate");
     }
+    let branch = ctx.client().branch().clone();
     let state = cell.live.untracked_mut();
-    if let Err(payload) = AssertUnwindSafe(state.terminate(reason, ctx))
-        .catch_unwind()
-        .await
-    {
-        tracing::error!(server = std::any::type_name::<S>(), panic = %panic_message(&*payload), "terminate panicked");
+    if let Err(payload) = guarded(branch.id(), state.terminate(reason, ctx)).await {
+        let message = panic_message(&*payload);
+        tracing::error!(server = std::any::type_name::<S>(), panic = %message, "terminate panicked");
+        branch
+            .inner
+            .status
+            .send_modify(|status| status.terminate_panicked = Some(message));
     }
 }

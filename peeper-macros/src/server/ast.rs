@@ -51,6 +51,17 @@ pub(crate) enum Param<'a> {
     Context(Context<'a>),
     /// A message argument: a field of the handler's variant.
     Arg(Arg<'a>),
+    /// `reply: peeper::ReplyTo<T>`: a `#[call]` that answers later (`valid` checks where).
+    Reply(Reply<'a>),
+}
+
+/// An argument whose type is `ReplyTo<..>` (or a reference to one, which `valid` reports).
+pub(crate) struct Reply<'a> {
+    pub(crate) arg: &'a PatType,
+    /// Taken by reference (a mistake).
+    pub(crate) by_ref: bool,
+    /// The `T` of `ReplyTo<T>` with `Self` replaced, if written with exactly one type argument.
+    pub(crate) ty: Option<Type>,
 }
 
 /// An argument whose type is `Context<..>`, `&Context<..>` or `&mut Context<..>`.
@@ -185,7 +196,15 @@ impl<'a> Handler<'a> {
     pub(crate) fn args(&self) -> impl Iterator<Item = &Arg<'a>> {
         self.params.iter().filter_map(|param| match param {
             Param::Arg(arg) => Some(arg),
-            Param::Context(_) => None,
+            Param::Context(_) | Param::Reply(_) => None,
+        })
+    }
+
+    /// The `ReplyTo<T>` argument of a `#[call]` that answers later, if any (the first).
+    pub(crate) fn reply_to(&self) -> Option<&Reply<'a>> {
+        self.params.iter().find_map(|param| match param {
+            Param::Reply(reply) => Some(reply),
+            Param::Context(_) | Param::Arg(_) => None,
         })
     }
 
@@ -211,19 +230,25 @@ impl<'a> Param<'a> {
             Type::Reference(reference) => (reference.mutability.is_some(), &*reference.elem),
             other => (false, other),
         };
-        if let Type::Path(path) = inner
-            && path.qself.is_none()
-            && path
-                .path
-                .segments
-                .last()
-                .is_some_and(|last| last.ident == "Context")
-        {
-            return Param::Context(Context {
-                arg,
-                by_mut_ref,
-                path,
-            });
+        let last = match inner {
+            Type::Path(path) if path.qself.is_none() => path.path.segments.last(),
+            _ => None,
+        };
+        if let (Type::Path(path), Some(last)) = (inner, last) {
+            if last.ident == "Context" {
+                return Param::Context(Context {
+                    arg,
+                    by_mut_ref,
+                    path,
+                });
+            }
+            if last.ident == "ReplyTo" {
+                return Param::Reply(Reply {
+                    arg,
+                    by_ref: matches!(&*arg.ty, Type::Reference(_)),
+                    ty: single_type_argument(last).map(|ty| replace_self(ty, self_ty)),
+                });
+            }
         }
         Param::Arg(Arg {
             arg,
@@ -235,14 +260,18 @@ impl<'a> Param<'a> {
 impl<'a> Context<'a> {
     /// The `S` of `Context<S>`, if written with exactly one type argument.
     pub(crate) fn server(&self) -> Option<&'a Type> {
-        let last = self.path.path.segments.last()?;
-        let PathArguments::AngleBracketed(args) = &last.arguments else {
-            return None;
-        };
-        match args.args.iter().collect::<Vec<_>>()[..] {
-            [GenericArgument::Type(ty)] => Some(ty),
-            _ => None,
-        }
+        single_type_argument(self.path.path.segments.last()?)
+    }
+}
+
+/// The `T` of `Name<T>`, if written with exactly one type argument.
+fn single_type_argument(segment: &syn::PathSegment) -> Option<&Type> {
+    let PathArguments::AngleBracketed(args) = &segment.arguments else {
+        return None;
+    };
+    match args.args.iter().collect::<Vec<_>>()[..] {
+        [GenericArgument::Type(ty)] => Some(ty),
+        _ => None,
     }
 }
 

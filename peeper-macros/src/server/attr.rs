@@ -126,6 +126,7 @@ pub(crate) enum Kind {
     Info,
     Init,
     Terminate,
+    Timeout,
 }
 
 impl Kind {
@@ -138,6 +139,7 @@ impl Kind {
             "info" => Kind::Info,
             "init" => Kind::Init,
             "terminate" => Kind::Terminate,
+            "timeout" => Kind::Timeout,
             _ => return None,
         })
     }
@@ -150,6 +152,7 @@ impl Kind {
             Kind::Info => "#[info]",
             Kind::Init => "#[init]",
             Kind::Terminate => "#[terminate]",
+            Kind::Timeout => "#[timeout]",
         }
     }
 

@@ -224,6 +224,16 @@ impl Expansion<'_> {
             .filter(|handler| handler.cfgs.is_empty())
             .map(|handler| reply_type(handler));
         let phantom = self.phantom_variant(types);
+        let deferred = self
+            .server
+            .handlers(Kind::Call)
+            .any(|handler| handler.reply_to().is_some())
+            .then(|| {
+                quote! {
+                    /// What a handler that took its reply handle returns: never sent.
+                    __Deferred,
+                }
+            });
         let reply = &self.reply;
         quote! {
             #[doc = #doc]
@@ -231,6 +241,7 @@ impl Expansion<'_> {
             #[allow(private_interfaces, private_bounds)]
             pub enum #reply #generics #where_clause {
                 #(#variants)*
+                #deferred
                 #phantom
             }
         }
@@ -290,7 +301,14 @@ impl Expansion<'_> {
             let invoke = self.invoke(handler, &quote!(__state));
             let variant = case::variant(handler.name());
             let cfgs = &handler.cfgs;
-            let value = if handler.output.is_some() {
+            let value = if handler.reply_to().is_some() {
+                // The handler answers through the handle; the value returned here is dropped.
+                quote!({
+                    let __reply_to = __ctx.__reply_to(#reply::#variant);
+                    #invoke;
+                    #reply::__Deferred
+                })
+            } else if handler.output.is_some() {
                 quote!(#reply::#variant(#invoke))
             } else {
                 quote!({ #invoke; #reply::#variant(()) })
@@ -327,6 +345,20 @@ impl Expansion<'_> {
                     __state: &mut #krate::Tracked<Self>,
                     __ctx: &mut #krate::Context<Self>,
                 ) -> ::core::result::Result<(), #krate::InitError> {
+                    #body
+                }
+            }
+        });
+        let timeout = self.server.handlers(Kind::Timeout).map(|handler| {
+            let invoke = self.invoke(handler, &quote!(__state));
+            let cfgs = &handler.cfgs;
+            let body = self.no_reply_body(handler, &invoke);
+            quote! {
+                #(#cfgs)*
+                async fn handle_timeout(
+                    __state: &mut #krate::Tracked<Self>,
+                    __ctx: &mut #krate::Context<Self>,
+                ) {
                     #body
                 }
             }
@@ -388,6 +420,8 @@ impl Expansion<'_> {
                         #info_phantom
                     }
                 }
+
+                #(#timeout)*
 
                 #(#terminate)*
             }
@@ -571,9 +605,24 @@ impl Expansion<'_> {
                 ///
                 /// # Errors
                 ///
-                /// `peeper::StopError::AlreadyStopped` if the server had already stopped.
+                /// `peeper::StopError::AlreadyStopped` if the server had already stopped, `Terminate`
+                /// if `#[terminate]` panicked, `Store` if a durable server's last state is not stored
+                /// yet, `CallingSelf` if called from one of its own handlers (see `peeper::StopError`).
                 pub async fn stop(&self) -> ::core::result::Result<(), #krate::StopError> {
                     self.0.stop().await
+                }
+
+                /// Stops the server with a reason (`peeper::Exit::Stopped`), which `#[terminate]`,
+                /// the listener and `branch().ended()` receive; otherwise as `stop`.
+                ///
+                /// # Errors
+                ///
+                /// As `stop`.
+                pub async fn stop_with(
+                    &self,
+                    reason: impl ::core::convert::Into<::std::string::String>,
+                ) -> ::core::result::Result<(), #krate::StopError> {
+                    self.0.stop_with(reason).await
                 }
 
                 #[doc = #whereis_doc]
@@ -724,12 +773,16 @@ impl Expansion<'_> {
     }
 }
 
-const CALL_ERRORS: &str = "\n# Errors\n\n`peeper::CallError::Crashed` if the handler panicked (the \
-                           state is then the one before this call), `Timeout` if no reply came within 5 s, \
-                           `Stopped` if the server has stopped.";
-const TIMEOUT_ERRORS: &str = "\n# Errors\n\n`peeper::CallError::Crashed` if the handler panicked (the \
-                              state is then the one before this call), `Timeout` if no reply came within the \
-                              timeout, `Stopped` if the server has stopped.";
+const CALL_ERRORS: &str = "\n# Errors\n\n`peeper::CallError::Crashed` if the handler panicked or the \
+                           worker was killed while handling it (the state is then the one before this call), \
+                           `Timeout` if no reply came within 5 s, `Stopped` if the server has stopped, `Store` \
+                           if a durable server could not store the new state, `CallingSelf` if called from a \
+                           handler of this very server (see `peeper::CallError`).";
+const TIMEOUT_ERRORS: &str = "\n# Errors\n\n`peeper::CallError::Crashed` if the handler panicked or the \
+                              worker was killed while handling it (the state is then the one before this call), \
+                              `Timeout` if no reply came within the timeout, `Stopped` if the server has stopped, \
+                              `Store` if a durable server could not store the new state, `CallingSelf` if called \
+                              from a handler of this very server (see `peeper::CallError`).";
 const CAST_ERRORS: &str = "\n# Errors\n\n`peeper::SendError::Stopped` if the server has stopped.";
 const AFTER_ERRORS: &str = "\n# Errors\n\n`peeper::SendError::Stopped` if the server has already \
                             stopped; a server that stops during the delay drops the message.";
@@ -847,6 +900,7 @@ impl Expansion<'_> {
         let mut index = 0;
         let params = handler.params.iter().map(|param| match param {
             Param::Context(_) => quote!(__ctx),
+            Param::Reply(_) => quote!(__reply_to),
             Param::Arg(_) if handler.kind == Kind::Terminate => quote!(__reason),
             Param::Arg(_) => {
                 let binding = format_ident!("__arg{index}");
@@ -861,19 +915,24 @@ impl Expansion<'_> {
 
     /// A match arm of `handle_cast` or `handle_info`.
     fn no_reply_arm(&self, enum_ident: &Ident, handler: &Handler<'_>) -> TokenStream {
-        let krate = self.krate;
         let pattern = self.pattern(enum_ident, handler);
         let invoke = self.invoke(handler, &quote!(__state));
         let cfgs = &handler.cfgs;
-        let body = match &handler.output {
+        let body = self.no_reply_body(handler, &invoke);
+        quote!(#(#cfgs)* #pattern => #body,)
+    }
+
+    /// The body that runs a handler nobody waits for: an `Err` it returns is a crash.
+    fn no_reply_body(&self, handler: &Handler<'_>, invoke: &TokenStream) -> TokenStream {
+        let krate = self.krate;
+        match &handler.output {
             Some(output) => {
                 let name = handler.name().to_string();
                 let output_trait = quote_spanned!(output.span()=> #krate::__private::CastOutput);
                 quote!(<#output as #output_trait>::finish(#invoke, #name))
             }
             None => quote!({ #invoke; }),
-        };
-        quote!(#(#cfgs)* #pattern => #body,)
+        }
     }
 
     /// The arm for the hidden phantom variant, if the enum has one.
@@ -942,7 +1001,14 @@ impl Expansion<'_> {
     }
 }
 
+/// What the caller of a `#[call]` gets: its return type, or the `T` of its `ReplyTo<T>`.
 fn reply_type(handler: &Handler<'_>) -> TokenStream {
+    if let Some(reply) = handler.reply_to() {
+        return match &reply.ty {
+            Some(ty) => ty.to_token_stream(),
+            None => quote!(()),
+        };
+    }
     match &handler.output {
         Some(ty) => ty.to_token_stream(),
         None => quote!(()),

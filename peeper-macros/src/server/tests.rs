@@ -165,6 +165,7 @@ fn the_counter_expands_to_every_item() {
             "after",
             "branch",
             "stop",
+            "stop_with",
             "whereis",
             "inner",
             "into_inner"

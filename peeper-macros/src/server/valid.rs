@@ -10,7 +10,7 @@ use syn::{
     FnArg, GenericParam, Item, Lifetime, Meta, ReturnType, Type, TypeImplTrait, TypeReference,
 };
 
-use super::ast::{Arg, Context, Handler, Param, Server};
+use super::ast::{Arg, Context, Handler, Param, Reply, Server};
 use super::attr::Kind;
 use crate::case;
 use crate::errors::{Errors, shown};
@@ -96,6 +96,7 @@ pub(crate) fn server(server: &Server<'_>, errors: &Errors) {
     }
     single(server, Kind::Init, errors);
     single(server, Kind::Terminate, errors);
+    single(server, Kind::Timeout, errors);
     clashes(server, errors);
     variants(server, errors);
 }
@@ -130,12 +131,13 @@ const SERVER_METHODS: [(&str, &str); 3] = [
     ("whereis", "finds a running server by name"),
 ];
 
-const CLIENT_METHODS: [(&str, &str); 9] = [
+const CLIENT_METHODS: [(&str, &str); 10] = [
     ("send", "sends raw (`#[info]`) messages"),
     ("with_timeout", "makes calls with a timeout"),
     ("after", "sends delayed messages"),
     ("branch", "gives the server's branch"),
     ("stop", "stops the server"),
+    ("stop_with", "stops the server with a reason"),
     ("whereis", "finds a running server by name"),
     ("inner", "gives the generic `peeper::Client`"),
     ("into_inner", "gives the generic `peeper::Client`"),
@@ -307,21 +309,42 @@ fn handler(server: &Server<'_>, handler: &Handler<'_>, errors: &Errors) {
                      `ctx: &mut peeper::Context<Self>`: it runs on the state itself, so put what it needs \
                      into the state",
                 ),
+                Kind::Timeout => errors.error(
+                    arg.arg,
+                    "`#[timeout]` takes no arguments besides the receiver and an optional \
+                     `ctx: &mut peeper::Context<Self>`: no message came, so there is nothing to pass; \
+                     keep what it needs in the state",
+                ),
                 Kind::Terminate => {}
                 Kind::Call | Kind::Cast | Kind::Info => message_arg(server, handler, arg, errors),
             },
+            Param::Reply(reply) => reply_to(server, handler, reply, errors),
         }
     }
     match handler.kind {
         Kind::Terminate => terminate(handler, errors),
         Kind::Call => {
             if let Some(output) = &handler.output {
-                for (tokens, message) in owned(server, output, Role::Reply) {
-                    errors.error(tokens, message);
+                if let (Some(reply), ReturnType::Type(_, written)) =
+                    (handler.reply_to(), &handler.method.sig.output)
+                {
+                    let name = shown(&reply.arg.pat);
+                    errors.error(
+                        written,
+                        format_args!(
+                            "a `#[call]` that takes a reply handle answers through it (`{name}.send(..)`) and \
+                             returns nothing: remove `-> {}`",
+                            shown(written)
+                        ),
+                    );
+                } else {
+                    for (tokens, message) in owned(server, output, Role::Reply) {
+                        errors.error(tokens, message);
+                    }
                 }
             }
         }
-        Kind::Cast | Kind::Info | Kind::Init => {
+        Kind::Cast | Kind::Info | Kind::Init | Kind::Timeout => {
             if let Some(output) = &handler.output {
                 for (tokens, message) in owned(server, output, Role::Output) {
                     errors.error(tokens, message);
@@ -336,7 +359,7 @@ fn kind_suffix(kind: Kind) -> &'static str {
         Kind::Call => "Call",
         Kind::Cast => "Cast",
         Kind::Info => "Info",
-        Kind::Init | Kind::Terminate => "",
+        Kind::Init | Kind::Terminate | Kind::Timeout => "",
     }
 }
 
@@ -345,7 +368,7 @@ fn receiver(handler: &Handler<'_>, errors: &Errors) {
     let name = handler.name();
     let wanted = match handler.kind {
         Kind::Init | Kind::Terminate => "`&mut self`",
-        Kind::Call | Kind::Cast | Kind::Info => {
+        Kind::Call | Kind::Cast | Kind::Info | Kind::Timeout => {
             "`&self` to read the state, or `&mut self` to change it"
         }
     };
@@ -408,6 +431,46 @@ fn context(server: &Server<'_>, ctx: &Context<'_>, errors: &Errors) {
                          `ctx: &mut peeper::Context<Self>`"
                     ),
                 );
+            }
+        }
+    }
+}
+
+/// A `reply: peeper::ReplyTo<T>` argument.
+fn reply_to(server: &Server<'_>, handler: &Handler<'_>, reply: &Reply<'_>, errors: &Errors) {
+    let attr = handler.kind.attr();
+    if handler.kind != Kind::Call {
+        errors.error(
+            reply.arg,
+            format_args!(
+                "a reply handle answers a `#[call]`, and nobody waits for the reply of a `{attr}` handler: \
+                 remove this argument, or make the handler a `#[call]`"
+            ),
+        );
+        return;
+    }
+    let first = handler.reply_to().map(|first| first.arg);
+    if first.is_some_and(|first| !std::ptr::eq(first, reply.arg)) {
+        errors.error(
+            reply.arg,
+            "a call has one reply, and this handler already takes a reply handle: remove this argument",
+        );
+        return;
+    }
+    match (&reply.ty, reply.by_ref) {
+        (_, true) => errors.error(
+            &reply.arg.ty,
+            "the reply handle is taken by value, so that it can move into a task: write \
+             `reply: peeper::ReplyTo<T>`",
+        ),
+        (None, false) => errors.error(
+            &reply.arg.ty,
+            "the reply handle names the reply's type: write `reply: peeper::ReplyTo<T>`, where `T` is \
+             what the caller gets",
+        ),
+        (Some(ty), false) => {
+            for (tokens, message) in owned(server, ty, Role::Reply) {
+                errors.error(tokens, message);
             }
         }
     }
