@@ -67,8 +67,11 @@ pub(crate) type Sender<R> = oneshot::Sender<Result<R, Box<CallError>>>;
 #[must_use = "a reply handle dropped unsent answers the caller with `CallError::ReplyDropped`"]
 pub struct ReplyTo<T> {
     /// `None` once sent (or for a handle with nobody behind it).
-    send: Option<Box<dyn FnOnce(Result<T, Box<CallError>>) + Send>>,
+    send: Option<Deliver<T>>,
 }
+
+/// Wraps a reply into the server's reply type and hands it to its gate.
+type Deliver<T> = Box<dyn FnOnce(Result<T, Box<CallError>>) + Send>;
 
 impl<T> ReplyTo<T> {
     pub(crate) fn new<R: Send + 'static>(

@@ -105,7 +105,9 @@ pub trait Server: Sized + Send + 'static {
 
     /// Runs at every start of a worker: the first time on the state given to `start` (an error
     /// or a panic then fails the start), after a crash on the kept state
-    /// (`ctx.incarnation() > 0`; an error or a panic is then another crash).
+    /// (`ctx.incarnation() > 0`; an error or a panic is then another crash). Returning
+    /// `Err(Ignore.into())` declines to run the server ([`Ignore`]); asking to stop
+    /// ([`Context::stop_with`]) ends it before it starts, without `terminate`.
     fn init(
         state: &mut Tracked<Self>,
         ctx: &mut Context<Self>,
@@ -159,7 +161,9 @@ pub trait Server: Sized + Send + 'static {
 
     /// Runs once when the branch ends for good: on a normal stop (after every message queued
     /// before the stop) and when it gives up after too many restarts (on the kept state). Not on
-    /// a crash that is followed by a restart, and not on a transfer (the branch lives on).
+    /// a crash that is followed by a restart, and not on a transfer (the branch lives on). A
+    /// panic in it is logged and makes [`Client::stop`] return
+    /// [`StopError::Terminate`](crate::StopError::Terminate); the branch ends all the same.
     fn terminate(
         &mut self,
         reason: &Exit,

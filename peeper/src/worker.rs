@@ -218,9 +218,7 @@ impl<S: Server> Worker<S> {
 
         let mut last_message = Instant::now();
         // When `handle_timeout` is due, if the last handler asked for it.
-        let mut timeout_at = ctx
-            .take_timeout()
-            .map(|timeout| Instant::now() + timeout);
+        let mut timeout_at = ctx.take_timeout().map(|timeout| Instant::now() + timeout);
         'messages: loop {
             let job = 'job: {
                 if let Some(cast) = ctx.take_continuation() {
@@ -236,8 +234,7 @@ impl<S: Server> Worker<S> {
                 let received = match deadline {
                     None => cell.mailbox.recv().await,
                     Some(deadline) => {
-                        match Box::pin(tokio::time::timeout_at(deadline, cell.mailbox.recv()))
-                            .await
+                        match Box::pin(tokio::time::timeout_at(deadline, cell.mailbox.recv())).await
                         {
                             Ok(received) => received,
                             // Cleared after the handler, as after any handler.
@@ -260,9 +257,9 @@ impl<S: Server> Worker<S> {
                                 }
                                 match flushed {
                                     Ok(())
-                                        if self.idle_after.is_some_and(|idle| {
-                                            last_message.elapsed() >= idle
-                                        }) =>
+                                        if self
+                                            .idle_after
+                                            .is_some_and(|idle| last_message.elapsed() >= idle) =>
                                     {
                                         return WorkerEnd::Idle;
                                     }
@@ -334,8 +331,9 @@ impl<S: Server> Worker<S> {
                     settle(cell, changes, out, false)
                 }
                 Job::Timeout => {
-                    let out = Box::pin(guarded(branch, S::handle_timeout(&mut cell.live, &mut ctx)))
-                        .await;
+                    let out =
+                        Box::pin(guarded(branch, S::handle_timeout(&mut cell.live, &mut ctx)))
+                            .await;
                     settle(cell, changes, out, false)
                 }
                 Job::Message(Envelope::Stop(reason)) => {
@@ -352,9 +350,7 @@ impl<S: Server> Worker<S> {
                 };
             }
             // Only the last handler's request counts; a clock read only when there is one.
-            timeout_at = ctx
-                .take_timeout()
-                .map(|timeout| Instant::now() + timeout);
+            timeout_at = ctx.take_timeout().map(|timeout| Instant::now() + timeout);
             // Checked first: building the store's future costs a copy per message for nothing.
             if persistence.is_some() {
                 let stored = Box::pin(store_if_changed(&mut persistence, &cell.live)).await;
@@ -442,8 +438,11 @@ impl<S: Server> Answer<S> {
 /// after the commit, or the store's error.
 struct CommittedReply<S: Server, W: Future<Output = Result<(), StoreError>> + Send + 'static> {
     /// `None` once sent, or once handed to the finishing task.
-    pending: Option<(Option<Owed<S>>, Pin<Box<W>>)>,
+    pending: Option<Pending<S, W>>,
 }
+
+/// The reply owed (if any) and the commit it waits for.
+type Pending<S, W> = (Option<Owed<S>>, Pin<Box<W>>);
 
 impl<S: Server, W: Future<Output = Result<(), StoreError>> + Send + 'static> CommittedReply<S, W> {
     fn new(owed: Option<Owed<S>>, write: W) -> Self {

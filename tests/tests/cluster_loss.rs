@@ -11,7 +11,7 @@ mod cluster_common;
 use std::task::Poll;
 use std::time::Duration;
 
-use cluster_common::{connect, drop_schema, pg_url, schema, sql};
+use cluster_common::{connect, drop_schema, lease, pg_url, schema, sql};
 use peeper::Exit;
 use peeper::cluster::Node;
 use peeper::store::{Key, NodeId, Storage};
@@ -143,5 +143,84 @@ async fn a_mass_lease_loss_fences_every_server_even_when_notices_are_dropped() {
         owner: Some(NodeId::new("b")),
     };
     assert!(exits.iter().all(|exit| *exit == fenced), "{exits:?}");
+    drop_schema(&url, &schema).await;
+}
+
+/// A durable server whose `init` never completes for the first `hang` starts.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Sluggish {
+    #[serde(skip)]
+    starts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    hang: usize,
+}
+
+#[peeper::server]
+impl Sluggish {
+    #[init]
+    async fn init(&mut self) {
+        if self
+            .starts
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            < self.hang
+        {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    #[call]
+    fn ping(&self) {}
+}
+
+impl peeper::Persist for Sluggish {
+    const KIND: &'static str = "sluggish";
+}
+
+/// OTP's `loop_start_fail`, on a cluster: a start whose `init` runs past `start_timeout` leaves
+/// no lease behind (released, not just left to expire), five times in a row, then a clean start.
+#[tokio::test(flavor = "current_thread")]
+async fn timed_out_starts_leave_no_lease() {
+    const TIMEOUT: Duration = Duration::from_millis(200);
+    let Some(url) = pg_url() else { return };
+    let schema = schema("timed_out_start");
+    let postgres = connect(&url, &schema, "a", LEASE).await;
+    let storage = Storage::new(postgres.clone());
+    let key = Key::new("sluggish", "slow");
+    let client = sql(&url).await;
+    let starts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sluggish = || Sluggish {
+        starts: std::sync::Arc::clone(&starts),
+        hang: 5,
+    };
+    for round in 1..=5 {
+        let started = Sluggish::builder(sluggish())
+            .name("slow")
+            .store(storage.clone())
+            .start_timeout(TIMEOUT)
+            .start()
+            .await;
+        assert_eq!(
+            started.map(|_| ()),
+            Err(peeper::StartError::Timeout(TIMEOUT)),
+            "round {round}"
+        );
+        assert!(
+            !postgres.owned().contains(&key),
+            "round {round}: claim held"
+        );
+        let row = lease(&client, &schema, &key).await;
+        assert!(
+            row.as_ref().is_none_or(|(owner, _, _)| owner.is_none()),
+            "round {round}: the lease is released, not left to expire: {row:?}"
+        );
+    }
+    let server = Sluggish::builder(sluggish())
+        .name("slow")
+        .store(storage)
+        .start_timeout(TIMEOUT)
+        .start()
+        .await
+        .unwrap();
+    server.ping().await.unwrap();
+    server.stop().await.unwrap();
     drop_schema(&url, &schema).await;
 }

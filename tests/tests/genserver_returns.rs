@@ -152,7 +152,10 @@ async fn five_timed_out_starts_in_a_row_then_a_clean_one() {
             StartError::Timeout(Duration::from_secs(2)),
             "round {round}"
         );
-        assert!(Hanging::whereis(&name).is_none(), "round {round}: the name is free");
+        assert!(
+            Hanging::whereis(&name).is_none(),
+            "round {round}: the name is free"
+        );
         assert_eq!(
             metrics.num_alive_tasks(),
             tasks_before,
@@ -234,7 +237,10 @@ async fn a_panicking_terminate_fails_the_stop() {
     );
     assert!(BadTerminate::whereis(&name).is_none());
     assert_eq!(server.branch().ended().await, Exit::Normal);
-    assert!(matches!(server.ping().await, Err(CallError::Stopped(Exit::Normal))));
+    assert!(matches!(
+        server.ping().await,
+        Err(CallError::Stopped(Exit::Normal))
+    ));
 }
 
 // ---- deferred replies --------------------------------------------------------------------------
@@ -291,7 +297,10 @@ impl Deferring {
     }
 }
 
-fn deferring() -> (Deferring, tokio::sync::mpsc::UnboundedReceiver<ReplyTo<u64>>) {
+fn deferring() -> (
+    Deferring,
+    tokio::sync::mpsc::UnboundedReceiver<ReplyTo<u64>>,
+) {
     let (handles, taken) = tokio::sync::mpsc::unbounded_channel();
     (Deferring { count: 0, handles }, taken)
 }
@@ -367,7 +376,10 @@ async fn a_kill_before_the_handler_completes_fails_the_deferred_call() {
     });
     let handle = taken.recv().await.unwrap();
     server.branch().kill_worker().unwrap();
-    assert_eq!(waiting.await.unwrap(), Err(CallError::Crashed(Exit::Killed)));
+    assert_eq!(
+        waiting.await.unwrap(),
+        Err(CallError::Crashed(Exit::Killed))
+    );
     handle.send(1); // dropped: nobody is owed it
     assert_eq!(server.count().await, Ok(0));
 }
@@ -437,10 +449,12 @@ async fn continuations_run_before_the_next_message() {
     let steps = Steps::start(Steps::default()).await.unwrap();
     let restarted = steps.branch().next_restart();
     steps.twice().unwrap();
-    steps
-        .step("queued".to_owned())
-        .unwrap();
-    assert_eq!(restarted.await, Ok(1), "the crashing continuation is a crash");
+    steps.step("queued".to_owned()).unwrap();
+    assert_eq!(
+        restarted.await,
+        Ok(1),
+        "the crashing continuation is a crash"
+    );
     assert_eq!(
         steps.log().await.unwrap(),
         ["init", "after init", "twice", "first", "queued"],

@@ -502,3 +502,185 @@ async fn state_change_callbacks_fire_or_refuse_to_start() {
     log.push(1).unwrap();
     log.stop().await.unwrap();
 }
+
+/// A durable ledger whose call replies through its handle from inside the handler, before the
+/// handler's change is even kept.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Ledger {
+    total: u64,
+}
+
+#[peeper::server]
+impl Ledger {
+    #[call]
+    fn add_early(&mut self, by: u64, reply: peeper::ReplyTo<u64>) {
+        self.total += by;
+        reply.send(self.total);
+    }
+
+    #[call]
+    fn total(&self) -> u64 {
+        self.total
+    }
+}
+
+impl peeper::Persist for Ledger {
+    const KIND: &'static str = "ledger";
+}
+
+/// A deferred reply stands for a kept state, as a returned one does: sent before the
+/// handler's write-through commit, it reaches the caller only once the commit has landed.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_deferred_reply_waits_for_the_commit_of_its_handler() {
+    let store = Shared::default();
+    let name = unique("deferred-commit");
+    let ledger = Ledger::builder(Ledger::default())
+        .name(&name)
+        .store(Storage::new(store.clone()))
+        .write_policy(WritePolicy::Through)
+        .start()
+        .await
+        .unwrap();
+    let gate = store.0.close_gate();
+    let at_gate = store.0.at_gate.notified();
+    let call = tokio::spawn({
+        let ledger = ledger.clone();
+        async move { ledger.add_early(5).await }
+    });
+    at_gate.await; // the handler replied and completed; its commit waits at the gate
+    let commits = |seen: &[Seen]| {
+        seen.iter()
+            .filter(|seen| matches!(seen, Seen::Commit(_)))
+            .count()
+    };
+    let committed_before = commits(&store.0.seen());
+    // On a paused clock, a sleep ends only once every other task is idle: whatever could have
+    // delivered the reply has run.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert!(
+        !call.is_finished(),
+        "the reply came before its state was committed"
+    );
+    gate.add_permits(1_000);
+    assert_eq!(call.await.unwrap(), Ok(5));
+    assert_eq!(commits(&store.0.seen()), committed_before + 1);
+    assert_eq!(ledger.total().await, Ok(5));
+}
+
+/// A start that runs past `start_timeout` while it loads the stored state releases its claim;
+/// five in a row, then a clean start.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_start_timed_out_while_loading_releases_its_claim() {
+    let store = Shared::default();
+    let storage = Storage::new(store.clone());
+    let name = unique("timed-out-start");
+    let key = durable_common::key(&name).to_string();
+    durable_common::fail_inits(&name, false);
+    store.0.gate_reads.store(true, Ordering::SeqCst);
+    let gate = store.0.close_gate();
+    for round in 1..=5 {
+        let started = Tally::builder(Tally::default())
+            .name(&name)
+            .store(storage.clone())
+            .start_timeout(Duration::from_secs(1))
+            .start()
+            .await;
+        assert_eq!(
+            started.map(|_| ()),
+            Err(peeper::StartError::Timeout(Duration::from_secs(1))),
+            "round {round}"
+        );
+    }
+    let expected: Vec<Seen> = (0..5)
+        .flat_map(|_| [Seen::Claim(key.clone()), Seen::Release(key.clone())])
+        .collect();
+    assert_eq!(store.0.seen(), expected, "every claim was released");
+
+    store.0.gate_reads.store(false, Ordering::SeqCst);
+    gate.add_permits(1_000);
+    let tally = Tally::builder(Tally::default())
+        .name(&name)
+        .store(storage)
+        .start_timeout(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(tally.add(2).await, Ok(2));
+    tally.stop().await.unwrap();
+}
+
+/// A durable server whose `init` never completes for the first `hang` starts.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Sluggish {
+    #[serde(skip)]
+    starts: Arc<AtomicUsize>,
+    hang: usize,
+}
+
+#[peeper::server]
+impl Sluggish {
+    #[init]
+    async fn init(&mut self) {
+        if self.starts.fetch_add(1, Ordering::SeqCst) < self.hang {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    #[call]
+    fn ping(&self) {}
+}
+
+impl peeper::Persist for Sluggish {
+    const KIND: &'static str = "sluggish";
+}
+
+/// A start whose `init` runs past `start_timeout` releases its claim only after its branch has
+/// ended, and writes nothing: five in a row, then a clean start.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_start_timed_out_in_init_releases_its_claim_after_its_branch_ended() {
+    let store = Shared::default();
+    let storage = Storage::new(store.clone());
+    let name = unique("timed-out-init");
+    let starts = Arc::new(AtomicUsize::new(0));
+    let sluggish = || Sluggish {
+        starts: Arc::clone(&starts),
+        hang: 5,
+    };
+    for round in 1..=5 {
+        let started = Sluggish::builder(sluggish())
+            .name(&name)
+            .store(storage.clone())
+            .start_timeout(Duration::from_secs(1))
+            .start()
+            .await;
+        assert_eq!(
+            started.map(|_| ()),
+            Err(peeper::StartError::Timeout(Duration::from_secs(1))),
+            "round {round}"
+        );
+        assert!(Sluggish::whereis(&name).is_none(), "round {round}");
+    }
+    let seen = store.0.seen();
+    assert_eq!(
+        seen.len(),
+        10,
+        "a claim and a release per round, no write: {seen:?}"
+    );
+    for pair in seen.chunks(2) {
+        assert!(
+            matches!(pair, [Seen::Claim(claimed), Seen::Release(released)] if claimed == released),
+            "{seen:?}"
+        );
+    }
+
+    let server = Sluggish::builder(sluggish())
+        .name(&name)
+        .store(storage)
+        .start_timeout(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    server.ping().await.unwrap();
+    assert_eq!(starts.load(Ordering::SeqCst), 6);
+    server.stop().await.unwrap();
+}
