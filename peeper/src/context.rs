@@ -10,9 +10,7 @@ use std::time::Duration;
 use crate::mailbox::Caller;
 use crate::reply::Gate;
 use crate::resources::Values;
-use crate::{
-    Access, CallError, Client, Exit, OrderedTable, ReplyTo, Server, Table, TableError,
-};
+use crate::{Access, CallError, Client, Exit, OrderedTable, ReplyTo, Server, Table, TableError};
 
 /// What a handler knows about its branch, and what it can ask of it.
 ///
@@ -256,7 +254,10 @@ impl<S: Server> Context<S> {
     /// What the generated dispatch of a `ReplyTo<T>` argument calls: always a handle, detached
     /// (it reaches nobody) if there is no call to answer.
     #[doc(hidden)]
-    pub fn __reply_to<T>(&mut self, wrap: impl FnOnce(T) -> S::Reply + Send + 'static) -> ReplyTo<T> {
+    pub fn __reply_to<T>(
+        &mut self,
+        wrap: impl FnOnce(T) -> S::Reply + Send + 'static,
+    ) -> ReplyTo<T> {
         self.defer_reply_as(wrap).unwrap_or_else(ReplyTo::detached)
     }
 }

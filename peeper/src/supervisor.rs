@@ -93,7 +93,9 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
     // Every await from the claim to the spawn is guarded: dropped there (a start under a
     // timeout), the start gives its claim up.
     let timeout = options.start_timeout.unwrap_or_default();
-    let deadline = options.start_timeout.map(|timeout| Instant::now() + timeout);
+    let deadline = options
+        .start_timeout
+        .map(|timeout| Instant::now() + timeout);
     let mut claim = None;
     let state = match (&durable, &options.name) {
         (None, _) => state,
