@@ -37,5 +37,28 @@ mod book_macro_expansion {}
 #[doc = include_str!("../book/src/kept-resources.md")]
 mod book_kept_resources {}
 
+// Needs the PostgreSQL stack: `cargo test --workspace --all-features` (or `--features postgres`).
+#[cfg(feature = "postgres")]
 #[doc = include_str!("../book/src/clusters.md")]
 mod book_clusters {}
+
+#[doc = include_str!("../book/src/getting-started.md")]
+mod book_getting_started {}
+
+#[doc = include_str!("../book/src/options.md")]
+mod book_options {}
+
+#[doc = include_str!("../book/src/errors.md")]
+mod book_errors {}
+
+#[doc = include_str!("../book/src/calls-and-casts.md")]
+mod book_calls_and_casts {}
+
+#[doc = include_str!("../book/src/choosing-a-strategy.md")]
+mod book_choosing_a_strategy {}
+
+#[doc = include_str!("../book/src/deploying.md")]
+mod book_deploying {}
+
+#[doc = include_str!("../book/src/troubleshooting.md")]
+mod book_troubleshooting {}

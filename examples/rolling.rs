@@ -6,8 +6,8 @@
 //! (a pod, a VM) of its own, with the same code.
 //!
 //! ```sh
-//! scripts/with-postgres cargo run --example rolling     # a throwaway PostgreSQL
-//! PEEPER_PG_URL=postgres://user:password@host/db cargo run --example rolling
+//! scripts/with-postgres cargo run --example rolling --features postgres   # a throwaway PostgreSQL
+//! PEEPER_PG_URL=postgres://user:password@host/db cargo run --example rolling --features postgres
 //! ```
 
 use peeper::cluster::{Node, NodeEvent, NodeId, Postgres};
@@ -61,7 +61,7 @@ async fn node(url: &str, id: &str, take_over: bool) -> Result<Node, peeper::stor
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let Ok(url) = std::env::var("PEEPER_PG_URL") else {
         println!(
-            "PEEPER_PG_URL is not set: run `scripts/with-postgres cargo run --example rolling`"
+            "PEEPER_PG_URL is not set: run `scripts/with-postgres cargo run --example rolling --features postgres`"
         );
         return Ok(());
     };

@@ -10,11 +10,12 @@
 //! so run these tests through `cargo test -p peeper-examples` (or `--workspace`), not with
 //! `--test run_examples` alone, which builds no example.
 //!
-//! `rolling` needs PostgreSQL (`PEEPER_PG_URL`, set by `scripts/with-postgres`): without it the
-//! test says `skipped` on stderr and passes, except under CI (`CI=true`), where it fails.
+//! `rolling` needs this crate's `postgres` feature (`cargo test --workspace --all-features`) and
+//! PostgreSQL (`PEEPER_PG_URL`, set by `scripts/with-postgres`): without either, its test says
+//! `skipped` on stderr and passes, except under CI (`CI=true`), where it fails.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -23,7 +24,21 @@ use std::time::{Duration, Instant};
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Every example the tests below run: a new `[[example]]` needs a test and a place here.
-const TESTED: [&str; 5] = ["counter", "dont_lose", "game", "cache", "rolling"];
+const TESTED: [&str; 13] = [
+    "counter",
+    "dont_lose",
+    "game",
+    "cache",
+    "rolling",
+    "getting_started",
+    "tutorial_step1",
+    "tutorial_step2",
+    "tutorial_step3",
+    "tutorial_step4",
+    "tutorial_step5",
+    "tutorial_step6",
+    "shutdown",
+];
 
 #[test]
 fn every_example_has_a_test() {
@@ -178,6 +193,13 @@ fn cache_stays_warm_and_connected_across_a_panic_and_a_kill() {
 
 #[test]
 fn rolling_hands_the_players_over_to_the_next_node() {
+    if !cfg!(feature = "postgres") {
+        skip_or_fail(
+            "the `rolling` example needs this crate's `postgres` feature, and it is off: run \
+             `cargo test --workspace --all-features` (or `-p peeper-examples --features postgres`)",
+        );
+        return;
+    }
     let Some(url) = pg_url() else { return };
     let mut example = Example::new("rolling");
     example.command.env("PEEPER_PG_URL", url);
@@ -209,6 +231,67 @@ fn rolling_hands_the_players_over_to_the_next_node() {
     run.prints_in_order(&["   node b took over player/grace"]);
 }
 
+#[test]
+fn getting_started_counts_visits_across_runs() {
+    let dir = fresh_dir("getting-started");
+    let run = || {
+        let mut example = Example::new("getting_started");
+        for var in ["TMPDIR", "TMP", "TEMP"] {
+            example.command.env(var, &dir);
+        }
+        example.run()
+    };
+    run().prints_in_order(&[
+        "visit number 1",
+        "the bad visit failed: the worker crashed while handling this call: the worker panicked: \
+         a bug",
+        "1 visits so far",
+        "stored in *hello-peeper.redb",
+    ]);
+    run().prints_in_order(&["visit number 2", "2 visits so far"]);
+}
+
+/// The tutorial's steps assert what they show; each must run to its end.
+#[test]
+fn the_tutorial_steps_run() {
+    for name in [
+        "tutorial_step1",
+        "tutorial_step2",
+        "tutorial_step3",
+        "tutorial_step4",
+        "tutorial_step5",
+        "tutorial_step6",
+    ] {
+        Example::new(name).run();
+    }
+}
+
+#[test]
+fn shutdown_stores_the_scores_on_sigterm() {
+    let dir = fresh_dir("shutdown");
+    let run = || {
+        let mut example = Example::new("shutdown");
+        example.command.env("DATA_DIR", &dir);
+        example.run_until_signalled("ready: stop with Ctrl-C")
+    };
+    run().prints_in_order(&[
+        "ada: score 1",
+        "grace: score 1",
+        "ready: stop with Ctrl-C or `kill -TERM *`",
+        "shutting down",
+        "stopped; the state is in *peeper-example-shutdown.redb",
+    ]);
+    run().prints_in_order(&["ada: score 2", "grace: score 2", "shutting down"]);
+}
+
+/// A folder of this test's own under the target directory, empty.
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /// An example's binary, about to run: its stdin empty, its environment this test's without
@@ -231,12 +314,28 @@ impl Example {
     }
 
     /// Runs it to its end; panics unless it exits successfully within [`DEADLINE`].
-    fn run(mut self) -> Run {
+    fn run(self) -> Run {
+        self.run_with(None)
+    }
+
+    /// Runs it, sends it SIGTERM (as `kill -TERM` would) once it has printed a line starting
+    /// with `ready`, and waits for its end as [`run`](Example::run) does.
+    fn run_until_signalled(self, ready: &'static str) -> Run {
+        self.run_with(Some(ready))
+    }
+
+    fn run_with(mut self, signal_when: Option<&'static str>) -> Run {
         let mut child = self.command.spawn().unwrap();
-        let stdout = read_in_background(child.stdout.take().unwrap());
+        let (ready, readied) = std::sync::mpsc::channel();
+        let stdout = read_lines_in_background(child.stdout.take().unwrap(), signal_when, ready);
         let stderr = read_in_background(child.stderr.take().unwrap());
         let started = Instant::now();
         let status = loop {
+            if readied.try_recv().is_ok() {
+                let pid = child.id().to_string();
+                let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+                assert!(sent.success(), "`kill -TERM {pid}` failed: {sent}");
+            }
             if let Some(status) = child.try_wait().unwrap() {
                 break Some(status);
             }
@@ -307,6 +406,27 @@ fn read_in_background(mut pipe: impl Read + Send + 'static) -> std::thread::Join
     })
 }
 
+/// Reads `pipe` to its end on a thread, as [`read_in_background`] does, and says on `ready` when
+/// a line starting with `marker` has been read.
+fn read_lines_in_background(
+    pipe: impl Read + Send + 'static,
+    marker: Option<&'static str>,
+    ready: std::sync::mpsc::Sender<()>,
+) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in std::io::BufReader::new(pipe).lines() {
+            let line = line.unwrap();
+            if marker.is_some_and(|marker| line.starts_with(marker)) {
+                let _ = ready.send(());
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    })
+}
+
 /// How an example ended and what it printed.
 struct Run {
     name: &'static str,
@@ -369,17 +489,20 @@ fn pg_url() -> Option<String> {
     {
         return Some(url);
     }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "PEEPER_PG_URL is not set (the PostgreSQL database the `rolling` example runs \
-             against), and under CI (`CI=true`) it must run, not be skipped: run the tests \
-             through `scripts/with-postgres` (`scripts/with-postgres cargo test --workspace`), \
-             which installs PostgreSQL if it is missing, starts a throwaway server and sets it"
-        );
-    }
-    eprintln!(
-        "skipped: PEEPER_PG_URL is not set (the PostgreSQL database the `rolling` example runs \
-         against); run the tests through `scripts/with-postgres`"
+    skip_or_fail(
+        "PEEPER_PG_URL is not set (the PostgreSQL database the `rolling` example runs against): \
+         run the tests through `scripts/with-postgres` (`scripts/with-postgres cargo test \
+         --workspace --all-features`), which installs PostgreSQL if it is missing, starts a \
+         throwaway server and sets it",
     );
     None
+}
+
+/// Says `skipped: why` on stderr; under CI (`CI=true`), panics instead: a skip there would hide
+/// that nothing was tested.
+fn skip_or_fail(why: &str) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{why}; under CI (`CI=true`) this test must run, not be skipped");
+    }
+    eprintln!("skipped: {why}");
 }

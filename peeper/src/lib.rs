@@ -1,4 +1,4 @@
-//! Servers whose state survives their own crashes.
+//! Servers whose state survives their own crashes, on tokio.
 //!
 //! A peeper server is a **branch** of three tokio tasks: a *supervisor*, a *keeper* holding the
 //! state of the last completed handler, and a *worker* running your handlers. When the worker
@@ -6,41 +6,87 @@
 //! keeper's state, with every queued message still queued. This is Elixir's
 //! [Peeper](https://hexdocs.pm/peeper) for Rust, minus the messages Peeper loses.
 //!
+//! One attribute, [`#[peeper::server]`](server), turns the `impl` block of a state struct into a
+//! server with a typed client:
+//!
 //! ```
-//! use peeper::{Context, Server, Tracked};
+//! use peeper::CallError;
 //!
 //! #[derive(Clone, Default)]
-//! struct Counter { count: u64 }
+//! pub struct Counter {
+//!     count: u64,
+//! }
 //!
-//! enum Call { Get, Boom }
-//!
-//! impl Server for Counter {
-//!     type Call = Call;
-//!     type Reply = u64;
-//!     type Cast = u64;
-//!     type Info = ();
-//!     type Keep = peeper::keep::Snapshot;
-//!
-//!     async fn handle_call(state: &mut Tracked<Self>, call: Call, _: &mut Context<Self>) -> u64 {
-//!         match call {
-//!             Call::Get => state.count,
-//!             Call::Boom => { state.count = 999; panic!("boom") }  // this change is not kept
-//!         }
+//! #[peeper::server]
+//! impl Counter {
+//!     #[call]
+//!     fn get(&self) -> u64 {
+//!         self.count
 //!     }
-//!     async fn handle_cast(state: &mut Tracked<Self>, by: u64, _: &mut Context<Self>) {
-//!         state.count += by;
+//!
+//!     #[call]
+//!     fn add_then_panic(&mut self, by: u64) -> u64 {
+//!         self.count += by;
+//!         panic!("boom") // this change is not kept
+//!     }
+//!
+//!     #[cast]
+//!     fn add(&mut self, by: u64) {
+//!         self.count += by;
 //!     }
 //! }
 //!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let counter = Counter::start(Counter::default()).await?;
-//! counter.cast(41)?;
-//! let crash = counter.call(Call::Boom).await;
-//! assert_eq!(crash.unwrap_err().to_string(), "the worker crashed while handling this call: the worker panicked: boom");
-//! counter.cast(1)?;
-//! assert_eq!(counter.call(Call::Get).await?, 42);   // 41 was kept, 999 was not
-//! # Ok(()) }
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let counter = Counter::start(Counter::default()).await?; // a `CounterClient`
+//!     counter.add(41)?; // a cast: never waits
+//!     let crash = counter.add_then_panic(1000).await;
+//!     assert!(matches!(crash, Err(CallError::Crashed(_))));
+//!     counter.add(1)?; // queued behind the crash: not lost
+//!     assert_eq!(counter.get().await?, 42); // 41 was kept, the +1000 was not
+//!     Ok(())
+//! }
 //! ```
+//!
+//! # The parts
+//!
+//! | to | use |
+//! |---|---|
+//! | write a server | [`#[peeper::server]`](server) on the `impl` block (or implement [`Server`] by hand); [`Context`] in a handler: its incarnation, its own client, `stop`, tables |
+//! | start one, with options | `S::start(state)`, or `S::builder(state)`: a [`Builder`] for a name, restart intensity, a [`CrashLoop`] policy, a [`Listener`], a store, hibernation |
+//! | talk to it | the generated typed client, which wraps a [`Client`]; its [`Branch`] for restarts, `kill_worker`, and waiting for an end |
+//! | know what went wrong | one error enum per operation: [`CallError`], [`SendError`], [`StartError`], [`StopError`], [`TransferError`], [`TableError`], [`store::StoreError`]; and [`Exit`], why a worker or a server ended |
+//! | choose what a crash keeps | [`keep`]: [`Snapshot`](keep::Snapshot) (the default), [`Projection`](keep::Projection) with [`#[derive(peeper::State)]`](State), [`InPlace`](keep::InPlace) |
+//! | run many, find them, move them | [`DynamicSupervisor`], [`whereis`], [`transfer`], [`servers`] |
+//! | keep data outside the state | kept tables ([`Context::table`], [`Table`], [`OrderedTable`], [`table()`] from other tasks) and kept values ([`Context::keep`]): never copied, kept across crashes |
+//! | survive the process | [`store`]: [`Persist`] and [`Builder::store`], a [`Redb`](store::Redb) file, hibernation with [`Builder::idle_after`], [`revive_all`](store::revive_all) |
+#![cfg_attr(
+    feature = "postgres",
+    doc = "| survive the machine | [`cluster`]: nodes sharing a PostgreSQL database ([`cluster::Node`], [`store::Postgres`]), handoff, adoption, fencing (the `postgres` feature) |"
+)]
+#![cfg_attr(
+    not(feature = "postgres"),
+    doc = "| survive the machine | `cluster`: nodes sharing a PostgreSQL database (`cluster::Node`, `store::Postgres`), handoff, adoption, fencing (the `postgres` feature) |"
+)]
+//! | watch it | a [`Listener`] (state changes, restarts, the end, in order) and `tracing` events |
+//!
+//! # Feature flags
+//!
+//! None is on by default: a program on redb builds no PostgreSQL or TLS code.
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `json` | JSON as a codec for stored state (`store::Codec::Json`), next to the default MessagePack |
+//! | `postgres` | clusters on PostgreSQL: `peeper::cluster` (`Node`: handoff, transfer between nodes, adoption of orphans) and `store::Postgres` (states, and leases with fencing) |
+//! | `postgres-tls` | `postgres`, with TLS for its connections by rustls (`store::PostgresTls`) |
+//!
+//! # The guide
+//!
+//! The book ([`book/` in the repository](https://github.com/peeper-rs/peeper/blob/main/book/src/SUMMARY.md))
+//! starts with [getting started](https://github.com/peeper-rs/peeper/blob/main/book/src/getting-started.md)
+//! (a new project to a durable server), then a tutorial, what a crash keeps, options and defaults,
+//! every error with what to do about it, deploying, clusters and testing. Every code block in it
+//! runs with the tests.
 //!
 //! # How the data flows
 //!

@@ -9,8 +9,10 @@ use crate::Exit;
 /// caught and logged; the keeper goes on with the next event.
 ///
 /// `on_state_changed` receives shared copies the [`Snapshot`](crate::keep::Snapshot) strategy
-/// makes anyway, so it adds no copy. The other strategies keep no whole old state, so they send
-/// no state-change events.
+/// makes anyway, so it adds no copy. With [`Projection`](crate::keep::Projection) it receives
+/// states rebuilt from the kept parts; [`InPlace`](crate::keep::InPlace) keeps nothing to show,
+/// and a server with `InPlace` and a listener that wants state changes does not start
+/// ([`StartError::InvalidOptions`](crate::StartError::InvalidOptions)).
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};

@@ -678,7 +678,8 @@ fn call_isolation(c: &mut Criterion) {
     bench(&mut group, "peeper", &rt, async || {
         black_box(peeper.call(pe::Call::Get).await.expect("call"));
     });
-    // `timeout` registers no timer when `now + duration` overflows: this is peeper minus the timer.
+    // The timer is armed only if the reply has not come after one scheduler turn (`Answer` in
+    // `client.rs`); with `Duration::MAX` it can never fire: this is peeper minus the timer.
     bench(&mut group, "peeper_call_timeout_max", &rt, async || {
         black_box(
             peeper

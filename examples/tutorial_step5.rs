@@ -1,0 +1,172 @@
+//! Step 5 of the book's tutorial: a name.
+//!
+//! Generated from book/src/tutorial.md, block 5 (with its hidden lines shown) by
+//! `python3 scripts/check-book.py --write-examples`; `scripts/book` checks that the two agree.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// What a check answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Go ahead; `remaining` more requests fit in the burst right now.
+    Allowed { remaining: u32 },
+    /// Too many requests: try again after `retry_after`.
+    Denied { retry_after: Duration },
+}
+
+/// One client's token bucket.
+#[derive(Clone, Debug)]
+pub struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+/// The whole state of the rate limiter.
+#[derive(Clone, Debug)]
+pub struct RateLimiter {
+    /// How many requests a client may make at once.
+    burst: u32,
+    /// How many tokens a bucket earns back per second.
+    per_second: u32,
+    /// One bucket per client key; a key without one has a full bucket.
+    buckets: HashMap<String, Bucket>,
+    /// Requests denied so far, for the metrics.
+    denied: u64,
+}
+
+impl RateLimiter {
+    pub fn new(burst: u32, per_second: u32) -> Self {
+        RateLimiter {
+            burst,
+            per_second,
+            buckets: HashMap::new(),
+            denied: 0,
+        }
+    }
+
+    /// The tokens `key` has at `now`, without taking any.
+    fn tokens(&self, key: &str, now: Instant) -> f64 {
+        match self.buckets.get(key) {
+            None => f64::from(self.burst),
+            Some(bucket) => {
+                let elapsed = now.duration_since(bucket.updated).as_secs_f64();
+                let earned = elapsed * f64::from(self.per_second);
+                (bucket.tokens + earned).min(f64::from(self.burst))
+            }
+        }
+    }
+
+    /// Takes a token from `key`'s bucket at `now`, if it has one.
+    fn take(&mut self, key: String, now: Instant) -> Decision {
+        let tokens = self.tokens(&key, now);
+        if tokens >= 1.0 {
+            self.buckets.insert(
+                key,
+                Bucket {
+                    tokens: tokens - 1.0,
+                    updated: now,
+                },
+            );
+            Decision::Allowed {
+                remaining: (tokens - 1.0) as u32,
+            }
+        } else {
+            self.buckets.insert(
+                key,
+                Bucket {
+                    tokens,
+                    updated: now,
+                },
+            );
+            self.denied += 1;
+            let wait = (1.0 - tokens) / f64::from(self.per_second);
+            Decision::Denied {
+                retry_after: Duration::from_secs_f64(wait),
+            }
+        }
+    }
+}
+
+#[peeper::server]
+impl RateLimiter {
+    /// May this request go ahead? Takes a token from `key`'s bucket if it has one.
+    #[call]
+    fn check(&mut self, key: String) -> Decision {
+        self.take(key, Instant::now())
+    }
+
+    /// Checks several keys at once, for a request made on behalf of several clients.
+    #[call]
+    fn check_all(&mut self, keys: Vec<String>) -> Vec<Decision> {
+        let now = Instant::now();
+        keys.into_iter()
+            .map(|key| {
+                assert!(!key.is_empty(), "a request without a client key");
+                self.take(key, now)
+            })
+            .collect()
+    }
+
+    /// How many requests `key` may make right now. `&self`: it only reads, so the state is
+    /// never copied for it.
+    #[call]
+    fn remaining(&self, key: String) -> u32 {
+        self.tokens(&key, Instant::now()) as u32
+    }
+
+    /// Requests denied so far.
+    #[call]
+    fn denied(&self) -> u64 {
+        self.denied
+    }
+
+    /// Lifts a client's limit (an operator's decision): its bucket is forgotten.
+    #[cast]
+    fn forgive(&mut self, key: String) {
+        self.buckets.remove(&key);
+    }
+}
+
+use peeper::StartError;
+
+/// What an HTTP handler would do: find the limiter, ask it, answer 200 or 429.
+async fn serve(user: &str) -> Result<u16, Box<dyn std::error::Error>> {
+    let limiter = RateLimiter::whereis("api").ok_or("the rate limiter is not running")?;
+    Ok(match limiter.check(user.to_owned()).await? {
+        Decision::Allowed { .. } => 200,
+        Decision::Denied { .. } => 429,
+    })
+}
+
+#[tokio::main(flavor = "current_thread", start_paused = true)]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let limiter = RateLimiter::builder(RateLimiter::new(1, 1))
+        .name("api")
+        .max_restarts(10)
+        .within(Duration::from_secs(60))
+        .start()
+        .await?;
+
+    assert_eq!(serve("ada").await?, 200);
+    assert_eq!(serve("ada").await?, 429);
+
+    // The name is taken while the limiter runs.
+    let second = RateLimiter::builder(RateLimiter::new(100, 100))
+        .name("api")
+        .start()
+        .await;
+    assert!(matches!(second, Err(StartError::NameTaken { .. })));
+
+    // A crash changes nothing for the callers: same name, same client, same buckets.
+    let restarted = limiter.branch().next_restart();
+    limiter.branch().kill_worker()?;
+    restarted.await?;
+    assert_eq!(serve("ada").await?, 429);
+
+    limiter.stop().await?;
+    assert!(RateLimiter::whereis("api").is_none()); // the name is free again
+    Ok(())
+}
