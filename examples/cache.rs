@@ -108,8 +108,9 @@ async fn define(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Silence the default panic report: the crash below is on purpose and the caller hears of it.
-    std::panic::set_hook(Box::new(|_| {}));
+    // The crashes below are on purpose: peeper catches them, tells the caller and logs them once
+    // (run with `RUST_LOG=peeper=info` to see it); no backtrace on stderr.
+    peeper::quiet_caught_panics();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();

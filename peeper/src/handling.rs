@@ -25,6 +25,11 @@ pub(crate) fn is_handling(id: BranchId) -> bool {
     CURRENT.with(|current| current.get() == Some(id))
 }
 
+/// Whether the code running now is any server's handler (for the panic hook).
+pub(crate) fn in_a_handler() -> bool {
+    CURRENT.with(|current| current.get().is_some())
+}
+
 /// A handler's future, marking the thread with its branch while it is polled.
 pub(crate) struct Handling<F> {
     pub(crate) branch: BranchId,

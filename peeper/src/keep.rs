@@ -130,7 +130,25 @@ impl<S> SnapshotCopy<S> {
     }
 }
 
-impl<S: Clone + Send + Sync + 'static> Keep<S> for Snapshot {
+/// What [`Snapshot`] needs of a state: `Clone`, to copy it, and `Sync`, since a listener shares
+/// the copies. Implemented for every such type; a trait of its own so that a state without it is
+/// told which strategies need less.
+///
+/// ```
+/// fn snapshot_can_keep<S: peeper::keep::SnapshotState>() {}
+/// snapshot_can_keep::<Vec<u64>>();
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be kept with `Snapshot`, the default keep strategy: it copies the state with `Clone`, and a listener shares the copies (`Sync`)",
+    label = "not `Clone + Sync`: cannot be kept with `keep = snapshot`",
+    note = "derive `Clone` (with `Arc` around what cannot be cloned, and `Mutex` around what is not `Sync`), or choose a strategy that needs no `Clone`: `#[peeper::server(keep = in_place)]` keeps no copy (a crash keeps a handler's partial changes), `#[peeper::server(keep = projection)]` with `#[derive(peeper::State)]` copies the fields not marked `#[keep(skip)]` and rebuilds the others"
+)]
+pub trait SnapshotState: Clone + Send + Sync + 'static {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Clone + Send + Sync + 'static> SnapshotState for T {}
+
+impl<S: SnapshotState> Keep<S> for Snapshot {
     type Kept = SnapshotCopy<S>;
     const COPIES: bool = true;
 

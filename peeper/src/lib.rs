@@ -154,6 +154,7 @@ mod kinds;
 mod listener;
 mod mailbox;
 mod options;
+mod panics;
 mod registry;
 mod reply;
 mod resources;
@@ -174,6 +175,7 @@ pub use options::{
     Builder, CrashLoop, DEFAULT_CRASH_LOOP_AFTER, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW,
     OnStop, WritePolicy,
 };
+pub use panics::quiet_caught_panics;
 pub use registry::whereis;
 pub use reply::ReplyTo;
 pub use server::{Ignore, InitError, Server, Tracked};
@@ -265,6 +267,11 @@ pub use kinds::{ServerKind, servers};
 /// | `#[info]` | `&self` or `&mut self` | owned values | `()`, or `Result<(), E>` | `fn send(&self, impl Into<CounterInfo>)` |
 /// | `#[init]`, at most one | `&mut self` | none | `()`, or `Result<(), E>` | (runs before `start` returns) |
 /// | `#[terminate]`, at most one | `&mut self` | `reason: &peeper::Exit`, optional | `()` | (runs on `stop`) |
+/// | `#[timeout]`, at most one | `&self` or `&mut self` | none | `()`, or `Result<(), E>` | (runs after [`Context::set_timeout`] without a message) |
+///
+/// A `#[call]` may take `reply: peeper::ReplyTo<T>` (recognised by its type, a path ending in
+/// `ReplyTo<T>`) and return nothing, to answer later through the handle: its client method
+/// returns `Result<T, CallError>` (see [`ReplyTo`]).
 ///
 /// - Any handler may be `async`, and may take `ctx: &mut peeper::Context<Self>` at any position
 ///   (recognised by its type: a path ending in `Context<Self>` or `Context<Counter>`).
@@ -292,7 +299,8 @@ pub use kinds::{ServerKind, servers};
 ///   [`Client<Counter>`](Client) (which it wraps, adding no cost: every method is an inlined call
 ///   of the generic one), valid across crashes and restarts. Besides one method per handler it has
 ///   `with_timeout(d)` (the calls, with another timeout than 5 s), `after(d)` (the casts and
-///   `send`, delayed, returning a [`Timer`]), `branch()`, `stop()`, `whereis(name)`, `inner()` and
+///   `send`, delayed, returning a [`Timer`]), `branch()`, `stop()`, `stop_with(reason)`,
+///   `whereis(name)`, `inner()` and
 ///   `into_inner()` (the generic client), and `From<Client<Counter>>`.
 /// - `impl peeper::Server for Counter`: the dispatch, with `type Keep` from the `keep` option.
 /// - `Counter::start(state)`, `Counter::builder(state)` and `Counter::whereis(name)`, inherent
@@ -303,7 +311,7 @@ pub use kinds::{ServerKind, servers};
 /// - `CounterReply`, hidden: [`Server::Reply`] is one type, and the client unpacks it.
 ///
 /// So a handler may not be named `start`, `builder` or `whereis` (any method of the block), nor
-/// `send`, `with_timeout`, `after`, `branch`, `stop`, `inner`, `into_inner` or `clone` (handlers
+/// `send`, `with_timeout`, `after`, `branch`, `stop`, `stop_with`, `inner`, `into_inner` or `clone` (handlers
 /// that get a client method). The generated items are `pub`, so that they are at least as visible
 /// as the server whatever its visibility; the generated code allows `private_interfaces` for the
 /// case of a private server or argument type.
@@ -315,6 +323,13 @@ pub use kinds::{ServerKind, servers};
 ///   `keep = in_place` (no copy; a crashing handler's partial changes stay). See [`keep`].
 /// - `crate = path`: where the runtime is, when it is not `::peeper` (a renamed dependency, or a
 ///   crate that re-exports it): `#[peeper::server(crate = ::my_runtime::peeper)]`.
+/// - `client = Name`: the typed client's name, instead of `CounterClient`, when that name is
+///   taken: `#[peeper::server(client = CounterHandle)]`.
+/// - `prefix = Name`: the base of every generated type's name instead of the server's
+///   (`prefix = Tally` generates `TallyCall`, `TallyClient`, ...).
+///
+/// The parameters and locals the expansion introduces start with `__`, so that a unit struct or
+/// constant of yours named `state` or `name` cannot turn them into patterns.
 ///
 /// # Generic servers
 ///
@@ -549,9 +564,9 @@ pub use kinds::{ServerKind, servers};
 ///     ///
 ///     /// `peeper::StartError::Init` if `#[init]` failed or panicked.
 ///     pub async fn start(
-///         state: Self,
+///         __state: Self,
 ///     ) -> ::core::result::Result<CounterClient, ::peeper::StartError> {
-///         ::peeper::Builder::<Self, CounterClient>::new(state)
+///         ::peeper::Builder::<Self, CounterClient>::new(__state)
 ///             .start()
 ///             .await
 ///     }
@@ -559,15 +574,15 @@ pub use kinds::{ServerKind, servers};
 ///     /// A `peeper::Builder` to start a `Counter` server from `state` with options (a name,
 ///     /// restart intensity, a listener, ...); its `start` returns a [`CounterClient`]. Generated
 ///     /// by `#[peeper::server]`.
-///     pub fn builder(state: Self) -> ::peeper::Builder<Self, CounterClient> {
-///         ::peeper::Builder::new(state)
+///     pub fn builder(__state: Self) -> ::peeper::Builder<Self, CounterClient> {
+///         ::peeper::Builder::new(__state)
 ///     }
 ///
 ///     /// The client of the running `Counter` registered as `name` (with `builder(..).name(..)`),
 ///     /// if any. Generated by `#[peeper::server]`.
 ///     #[must_use]
-///     pub fn whereis(name: &str) -> ::core::option::Option<CounterClient> {
-///         ::core::option::Option::map(::peeper::whereis::<Self>(name), CounterClient)
+///     pub fn whereis(__name: &str) -> ::core::option::Option<CounterClient> {
+///         ::core::option::Option::map(::peeper::whereis::<Self>(__name), CounterClient)
 ///     }
 /// }
 ///
@@ -601,8 +616,8 @@ pub use kinds::{ServerKind, servers};
 ///
 /// impl ::core::convert::From<::peeper::Client<Counter>> for CounterClient {
 ///     #[inline]
-///     fn from(client: ::peeper::Client<Counter>) -> Self {
-///         Self(client)
+///     fn from(__client: ::peeper::Client<Counter>) -> Self {
+///         Self(__client)
 ///     }
 /// }
 ///
@@ -674,28 +689,28 @@ pub use kinds::{ServerKind, servers};
 ///     #[inline]
 ///     pub fn send(
 ///         &self,
-///         message: impl ::core::convert::Into<CounterInfo>,
+///         __message: impl ::core::convert::Into<CounterInfo>,
 ///     ) -> ::core::result::Result<(), ::peeper::SendError> {
-///         self.0.send(message)
+///         self.0.send(__message)
 ///     }
 ///
 ///     /// The call methods, with a timeout other than the default 5 s:
 ///     /// `client.with_timeout(Duration::from_secs(1)).some_call(..).await`.
 ///     #[inline]
-///     pub fn with_timeout(&self, timeout: ::core::time::Duration) -> CounterWithTimeout<'_> {
+///     pub fn with_timeout(&self, __timeout: ::core::time::Duration) -> CounterWithTimeout<'_> {
 ///         CounterWithTimeout {
 ///             client: &self.0,
-///             timeout,
+///             timeout: __timeout,
 ///         }
 ///     }
 ///
 ///     /// The cast methods and `send`, delivering after `delay` (the counterpart of
 ///     /// `Process.send_after/3`): `client.after(Duration::from_secs(1)).some_cast(..)`.
 ///     #[inline]
-///     pub fn after(&self, delay: ::core::time::Duration) -> CounterAfter<'_> {
+///     pub fn after(&self, __delay: ::core::time::Duration) -> CounterAfter<'_> {
 ///         CounterAfter {
 ///             client: &self.0,
-///             delay,
+///             delay: __delay,
 ///         }
 ///     }
 ///
@@ -726,15 +741,15 @@ pub use kinds::{ServerKind, servers};
 ///     /// As `stop`.
 ///     pub async fn stop_with(
 ///         &self,
-///         reason: impl ::core::convert::Into<::std::string::String>,
+///         __reason: impl ::core::convert::Into<::std::string::String>,
 ///     ) -> ::core::result::Result<(), ::peeper::StopError> {
-///         self.0.stop_with(reason).await
+///         self.0.stop_with(__reason).await
 ///     }
 ///
 ///     /// The client of the running `Counter` registered as `name`, if any.
 ///     #[must_use]
-///     pub fn whereis(name: &str) -> ::core::option::Option<Self> {
-///         ::core::option::Option::map(::peeper::whereis::<Counter>(name), Self)
+///     pub fn whereis(__name: &str) -> ::core::option::Option<Self> {
+///         ::core::option::Option::map(::peeper::whereis::<Counter>(__name), Self)
 ///     }
 ///
 ///     /// The generic `peeper::Client` this typed client wraps.
@@ -860,9 +875,9 @@ pub use kinds::{ServerKind, servers};
 ///     #[inline]
 ///     pub fn send(
 ///         &self,
-///         message: impl ::core::convert::Into<CounterInfo>,
+///         __message: impl ::core::convert::Into<CounterInfo>,
 ///     ) -> ::core::result::Result<::peeper::Timer, ::peeper::SendError> {
-///         self.client.send_after(self.delay, message)
+///         self.client.send_after(self.delay, __message)
 ///     }
 /// }
 ///

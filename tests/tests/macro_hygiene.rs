@@ -1,7 +1,8 @@
 //! The generated code names everything by absolute path: a server compiles under
 //! `#![no_implicit_prelude]`, with the runtime crate renamed (`crate = ::peeper_renamed`) and
 //! `Result`, `Ok`, `Err`, `Option`, `Some`, `None`, `Box`, `Vec`, `String`, `Clone`, `Send`,
-//! `Default`... shadowed by types of the same names.
+//! `Default`... shadowed by types of the same names, and with unit structs named like the
+//! parameters a careless expansion would introduce (`state`, `name`, `message`, `client`, ...).
 //!
 //! Cargo refuses the same package twice under two names in one manifest, so the renamed crate is
 //! an `extern crate .. as ..`; `::peeper` stays reachable here, and the absence of any `peeper`
@@ -38,6 +39,16 @@ mod hygiene {
     pub(crate) trait Iterator {}
     pub(crate) trait Fn {}
     pub(crate) struct peeper;
+    // A unit struct in scope turns a binding of its name into a pattern: every parameter and
+    // local the expansion introduces must be `__`-prefixed to stay a binding.
+    pub(crate) struct state;
+    pub(crate) struct name;
+    pub(crate) struct message;
+    pub(crate) struct client;
+    pub(crate) struct reason;
+    pub(crate) struct reply;
+    pub(crate) struct timeout;
+    pub(crate) struct delay;
     pub(crate) mod core {}
     pub(crate) mod std {}
     pub(crate) mod tokio {}
@@ -80,14 +91,23 @@ mod hygiene {
             ::core::result::Result::Ok(())
         }
 
+        /// Answers through its reply handle (the deferred-reply dispatch).
+        #[call]
+        fn doubled(&self, answer: ::peeper_renamed::ReplyTo<u64>) {
+            answer.send(self.total * 2);
+        }
+
+        #[timeout]
+        fn idle(&mut self) {}
+
         #[info]
         fn note(&mut self, note: Note) {
             self.notes.push(note.0);
         }
 
         #[terminate]
-        async fn terminate(&mut self, reason: &::peeper_renamed::Exit) {
-            let _ = reason;
+        async fn terminate(&mut self, why: &::peeper_renamed::Exit) {
+            let _ = why;
         }
     }
 
@@ -127,6 +147,7 @@ async fn a_server_compiles_and_runs_without_the_prelude() -> Result<(), Box<dyn 
 
     let tally: TallyClient = Tally::start(Tally::default()).await?;
     assert_eq!(tally.add(2).await?, Ok(2));
+    assert_eq!(tally.doubled().await?, 4);
     tally.send(Note("hello".to_owned()))?;
     tally.reset()?;
     assert_eq!(tally.total().await?, 0);

@@ -24,6 +24,10 @@ pub(crate) struct Server<'a> {
     pub(crate) misplaced: Vec<&'a Attribute>,
     /// `#[cfg]`s of the `impl` block, carried onto everything generated.
     pub(crate) cfgs: Vec<&'a Attribute>,
+    /// The base of the generated type names, if not the server's name (`prefix = ..`).
+    pub(crate) prefix: Option<Ident>,
+    /// The typed client's name, if not `{prefix}Client` (`client = ..`).
+    pub(crate) client: Option<Ident>,
 }
 
 /// One method with a handler attribute.
@@ -99,6 +103,8 @@ impl<'a> Server<'a> {
                 .iter()
                 .filter(|attr| attr::is_cfg(attr))
                 .collect(),
+            prefix: None,
+            client: None,
         };
         for impl_item in &item.items {
             match impl_item {
@@ -121,6 +127,20 @@ impl<'a> Server<'a> {
             }
         }
         server
+    }
+
+    /// The name of a generated type: `{prefix}{suffix}` (`CounterCall`), or the client's own
+    /// name. `None` without a server name, which `valid` reports.
+    pub(crate) fn item(&self, suffix: &str) -> Option<Ident> {
+        if suffix == "Client"
+            && let Some(client) = &self.client
+        {
+            return Some(client.clone());
+        }
+        Some(crate::case::item(
+            self.prefix.as_ref().or(self.name)?,
+            suffix,
+        ))
     }
 
     /// The handlers of one kind, in the order of the block.

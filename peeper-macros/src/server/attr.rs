@@ -1,5 +1,6 @@
 //! The options of `#[peeper::server(...)]` and the handler attributes (`#[call]`, ...).
 
+use proc_macro2::Ident;
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 use syn::parse::Parser as _;
@@ -14,6 +15,11 @@ pub(crate) struct Args {
     pub(crate) krate: Path,
     /// How the state is kept between handlers.
     pub(crate) keep: Keep,
+    /// `prefix = Name`: the base of every generated type's name, instead of the server's name
+    /// (`NameCall`, `NameClient`, ...), for a server whose generated names clash with others.
+    pub(crate) prefix: Option<Ident>,
+    /// `client = Name`: the typed client's name, instead of `{Server}Client`.
+    pub(crate) client: Option<Ident>,
 }
 
 /// The keep strategies the `keep` option names.
@@ -41,8 +47,8 @@ impl Keep {
     }
 }
 
-const EXPECTED_OPTIONS: &str =
-    "expected `keep = snapshot | projection | in_place` or `crate = path::to::peeper`";
+const EXPECTED_OPTIONS: &str = "expected `keep = snapshot | projection | in_place`, \
+     `crate = path::to::peeper`, `client = ClientName` or `prefix = Name`";
 
 impl Args {
     /// Parses the attribute's arguments, recording every mistake and going on with the defaults.
@@ -50,6 +56,8 @@ impl Args {
         let mut args = Args {
             krate: parse_quote!(::peeper),
             keep: Keep::Snapshot,
+            prefix: None,
+            client: None,
         };
         let Some(metas) = errors.ok(Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens))
         else {
@@ -83,6 +91,32 @@ impl Args {
                         "`crate` takes the path of the peeper crate, e.g. `crate = ::my_peeper`",
                     ),
                 },
+                ("prefix" | "client", Some(value)) => {
+                    let ident = match value {
+                        Expr::Path(path) if path.qself.is_none() && path.attrs.is_empty() => {
+                            path.path.get_ident().cloned()
+                        }
+                        _ => None,
+                    };
+                    match (ident, name.as_str()) {
+                        (Some(ident), "prefix") => args.prefix = Some(ident),
+                        (Some(ident), _) => args.client = Some(ident),
+                        (None, option) => errors.error(
+                            value,
+                            format_args!(
+                                "`{option}` takes a type name, e.g. `{option} = {}`",
+                                if option == "prefix" { "Ledger" } else { "LedgerHandle" }
+                            ),
+                        ),
+                    }
+                }
+                ("prefix" | "client", None) => errors.error(
+                    &meta,
+                    format_args!(
+                        "`{name}` takes a value: `{name} = {}`",
+                        if name == "prefix" { "Ledger" } else { "LedgerHandle" }
+                    ),
+                ),
                 ("keep", None) => errors.error(
                     &meta,
                     "`keep` takes a value: `keep = snapshot` (the default), `keep = projection` or `keep = in_place`",

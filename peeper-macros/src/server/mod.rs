@@ -37,7 +37,9 @@ fn generate(args: &attr::Args, item: &Item, errors: Errors) -> syn::Result<Token
         valid::not_an_impl(item, &errors);
         return errors.check().map(|()| TokenStream::new());
     };
-    let server = ast::Server::from_syn(item);
+    let mut server = ast::Server::from_syn(item);
+    server.prefix.clone_from(&args.prefix);
+    server.client.clone_from(&args.client);
     valid::server(&server, &errors);
     errors.check()?;
     let name = server

@@ -161,7 +161,9 @@ fn clashes(server: &Server<'_>, errors: &Errors) {
             );
         }
     }
-    let client = case::item(name, "Client");
+    let client = server
+        .item("Client")
+        .unwrap_or_else(|| case::item(name, "Client"));
     for handler in server
         .handlers
         .iter()
@@ -207,7 +209,7 @@ fn variants(server: &Server<'_>, errors: &Errors) {
                     format_args!(
                         "`{first}` and `{}` both become the variant `{}::{variant}`: rename one of them",
                         handler.name(),
-                        case::item(name, suffix)
+                        server.item(suffix).unwrap_or_else(|| case::item(name, suffix))
                     ),
                 ),
                 _ => {
@@ -266,10 +268,12 @@ fn handler(server: &Server<'_>, handler: &Handler<'_>, errors: &Errors) {
             Some(where_clause) if sig.generics.params.is_empty() => where_clause.to_token_stream(),
             _ => sig.generics.to_token_stream(),
         };
-        let holder = match (handler.kind.is_message(), server.name) {
-            (true, Some(server)) => format!(
-                "its arguments become the fields of `{}::{}`, which has no place for a parameter of the method",
-                case::item(server, kind_suffix(handler.kind)),
+        let holder = match (
+            handler.kind.is_message(),
+            server.item(kind_suffix(handler.kind)),
+        ) {
+            (true, Some(holder)) => format!(
+                "its arguments become the fields of `{holder}::{}`, which has no place for a parameter of the method",
                 case::variant(name)
             ),
             _ => "the server calls it with no way to choose its parameters".to_owned(),
@@ -481,7 +485,9 @@ fn message_arg(server: &Server<'_>, handler: &Handler<'_>, arg: &Arg<'_>, errors
         let variant = server.name.map_or_else(String::new, |name| {
             format!(
                 " (it becomes a field of `{}::{}`)",
-                case::item(name, kind_suffix(handler.kind)),
+                server
+                    .item(kind_suffix(handler.kind))
+                    .unwrap_or_else(|| case::item(name, kind_suffix(handler.kind))),
                 case::variant(handler.name())
             )
         });

@@ -73,6 +73,23 @@ impl Codec {
     }
 }
 
+/// What a durable state needs to be stored: serde's `Serialize` and `Deserialize`. Implemented
+/// for every such type; a trait of its own so that a state without them is told how to fix it.
+///
+/// ```
+/// fn can_be_stored<S: peeper::store::Storable>() {}
+/// can_be_stored::<Vec<String>>();
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored: a durable state is written with serde",
+    label = "needs `serde::Serialize` and `serde::Deserialize`",
+    note = "add `#[derive(serde::Serialize, serde::Deserialize)]` to `{Self}` (with serde's `derive` feature), and `#[serde(skip)]` on the fields that are not to be stored"
+)]
+pub trait Storable: Serialize + DeserializeOwned {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned> Storable for T {}
+
 /// A server whose state can be stored: what it is called in the store, which schema version its
 /// state is, and how to bring an older one forward.
 ///
@@ -111,7 +128,7 @@ impl Codec {
 ///     }
 /// }
 /// ```
-pub trait Persist: Server + Serialize + DeserializeOwned {
+pub trait Persist: Server + Storable {
     /// The server kind's name in the store: keep it stable across releases (it is part of every
     /// key), and distinct between server types sharing a store.
     const KIND: &'static str;
