@@ -387,6 +387,10 @@ impl Node {
         if to == self.id() {
             return Err(TransferError::SameSupervisor);
         }
+        // From its own handler, the stop would wait for the handler that asked for it.
+        if crate::handling::is_handling(branch.id()) {
+            return Err(TransferError::CallingSelf);
+        }
         let postgres = &self.inner.postgres;
         postgres.hand_off(key, to);
         let stopped = branch

@@ -130,7 +130,7 @@ impl<S: Server> Context<S> {
 
     /// Handles `cast` right after the current handler (or `init`), before any queued message,
     /// GenServer's `{:continue, term}`. The state the current handler leaves is kept (and, for a
-    /// durable server, written) first; the continuation then runs as any cast handler does: its
+    /// durable server that writes through, committed) first; the continuation then runs as any cast handler does: its
     /// state is kept like a handler's, and a panic in it is a crash, after which it is not run
     /// again. Several continuations run in the order they were asked for. A crash of the
     /// current handler, or a stop, drops them.
@@ -166,7 +166,9 @@ impl<S: Server> Context<S> {
     /// Asks for [`Server::handle_timeout`] (`#[timeout]` with the macro) if no message arrives
     /// within `timeout` after the current handler, GenServer's `{:noreply, state, timeout}`. The
     /// next message cancels it, and every handler sets it again or not: only the last handler's
-    /// request counts.
+    /// request counts. A server waiting for its timeout does not hibernate
+    /// ([`Builder::idle_after`](crate::Builder::idle_after)) before it fires; a crash, a
+    /// transfer or a stop drops it, as it drops the worker.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), Box<dyn std::error::Error>> {

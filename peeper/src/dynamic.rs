@@ -179,6 +179,8 @@ impl DynamicSupervisor {
     }
 
     /// Stops every child with [`Exit::Shutdown`] and refuses new ones; resolves once all have ended.
+    /// Called from a child's own handler, it cannot wait for that child: the child is stopped
+    /// once its handler returns, and this resolves when the others have ended.
     pub async fn shutdown(&self) {
         let children: Vec<_> = {
             let mut state = self.state();
@@ -191,7 +193,10 @@ impl DynamicSupervisor {
         };
         for child in &children {
             // A child that ended meanwhile is fine: it is ended either way.
-            let _ = child.stop_as(Exit::Shutdown).await;
+            if let Err(StopError::CallingSelf) = child.stop_as(Exit::Shutdown).await {
+                // Queued, not awaited: it runs once the calling handler has returned.
+                let _ = child.control(Control::Stop(Exit::Shutdown));
+            }
         }
     }
 
@@ -291,6 +296,10 @@ pub async fn transfer(
             }
         }
     };
+    // From its own handler, the handoff would wait for the handler that asked for it.
+    if crate::handling::is_handling(hosted.branch().id()) {
+        return Err(TransferError::CallingSelf);
+    }
     let parts = hosted.hand_over().await?;
     let branch = hosted.branch().clone();
     from.forget(branch.id());

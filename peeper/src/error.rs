@@ -152,8 +152,9 @@ pub enum StopError {
     CallingSelf,
 }
 
-/// Why [`transfer`](crate::transfer) did not move a branch. In every case but
-/// [`Stopped`](TransferError::Stopped) the branch is left running where it was.
+/// Why [`transfer`](crate::transfer) did not move a branch. The branch is left running where it
+/// was, except with [`Stopped`](TransferError::Stopped) (it had ended) and
+/// [`Store`](TransferError::Store) (a transfer between nodes that stopped it: see there).
 ///
 /// ```
 /// let err = peeper::TransferError::NotFound { name: "counter".into() };
@@ -195,4 +196,9 @@ pub enum TransferError {
     /// next (re)connects; any node may also start it by name.
     #[error("the target node could not be notified: {0}")]
     Store(StoreError),
+    /// A handler asked to transfer its own server, which would wait for the handler to
+    /// return: nothing was done. Transfer it from another task (`tokio::spawn` one from the
+    /// handler).
+    #[error("a server tried to transfer itself from its own handler")]
+    CallingSelf,
 }

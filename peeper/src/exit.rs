@@ -28,8 +28,9 @@ pub enum Exit {
     /// The branch was stopped on request with a reason
     /// ([`Client::stop_with`](crate::Client::stop_with), or a handler called
     /// [`Context::stop_with`](crate::Context::stop_with)): a normal stop in every other way
-    /// (`terminate` runs, queued messages before the stop are handled, a durable state is
-    /// wiped as on a [`Normal`](Exit::Normal) stop unless [`OnStop::Keep`](crate::OnStop::Keep)).
+    /// (`terminate` runs; from outside, the messages queued before the stop are handled first,
+    /// from inside the handler the queued ones are refused; a durable state is wiped as on a
+    /// [`Normal`](Exit::Normal) stop unless [`OnStop::Keep`](crate::OnStop::Keep)).
     Stopped {
         /// The reason given.
         reason: String,

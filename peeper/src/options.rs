@@ -256,9 +256,11 @@ impl<S: Server, C: From<Client<S>>> Builder<S, C> {
 
     /// Gives up a start that has not completed within `timeout` (loading a durable state
     /// included), as `GenServer.start_link/3`'s `:timeout`: the worker is killed at its next
-    /// await, and [`start`](Builder::start) returns [`StartError::Timeout`] once nothing of the
-    /// server is left (no task, no name, no claim), so a retry starts clean. No timeout by
-    /// default. (Dropping the start future undoes the start the same way, without waiting.)
+    /// await, and [`start`](Builder::start) returns [`StartError::Timeout`] once its branch has
+    /// ended (no task, no name) and its claim is released, so a retry starts clean. No timeout by
+    /// default. `start` waits for that release, and for the kill to land: an `init` that blocks
+    /// its thread without awaiting delays it. (Dropping the start future instead frees the name
+    /// and gives the claim up at once, and the branch ends in the background.)
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,11 +1,13 @@
 //! [`ReplyTo`]: the reply of a call, taken by a handler that answers later (GenServer's
 //! `{:noreply, state}` and `GenServer.reply/2`).
 //!
-//! A reply stands for a kept state, deferred or not. The handle goes through a [`Gate`] that the
-//! worker holds closed until the handler that took it has completed and its state is kept (and,
-//! for a durable server that writes through, committed). A reply sent before that, from the
-//! handler itself or from a task it spawned, waits in the gate; one sent after goes straight to
-//! the caller. If the handler crashes, the worker fails the gate with the crash: the caller hears
+//! The handle goes through a [`Gate`] that the worker holds closed until the handler that took it
+//! has completed and its state is kept (and, for a durable server that writes through,
+//! committed). A reply sent before that, from the handler itself or from a task it spawned, waits
+//! in the gate, so it stands for a kept state as a returned reply does; one sent after goes
+//! straight to the caller. (A reply sent from a *later* handler of the server is sent when it is
+//! sent, before that later handler's own changes are kept: send it after what it confirms, or
+//! from a task once a call has confirmed it.) If the handler crashes, the worker fails the gate with the crash: the caller hears
 //! [`CallError::Crashed`] at once and a reply sent later is dropped. Once the gate is open the
 //! handle belongs to whoever holds it: a later crash, restart, stop or transfer of the server
 //! does not touch it.
@@ -35,7 +37,8 @@ pub(crate) type Sender<R> = oneshot::Sender<Result<R, Box<CallError>>>;
 /// - If the handler that took it crashes, the caller gets [`CallError::Crashed`] at once and
 ///   the handle is dead: what it sends later is dropped.
 /// - A reply is never seen before the state of the handler that took the handle is kept: sent
-///   earlier, it waits for that.
+///   earlier, it waits for that. (Sent from a later handler, it goes out at once, before that
+///   handler's own changes are kept.)
 /// - Once that handler has completed, the handle outlives the worker: a crash, a restart, a stop
 ///   or a transfer of the server afterwards does not affect it.
 ///

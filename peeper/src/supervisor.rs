@@ -252,7 +252,11 @@ impl Starting {
         }
         drop(self);
         let _ = branch.control(Control::Stop(Exit::Shutdown));
-        let _ = branch.control(Control::KillWorker);
+        // The kill is for an `init` that has not completed; one that completed right after the
+        // deadline handles the stop instead (a kill would restart it, and run `init` again).
+        if branch.inner.status.borrow().ready.is_none() {
+            let _ = branch.control(Control::KillWorker);
+        }
         branch.ended().await;
         if let Some(claim) = claim {
             claim.release().await;

@@ -167,8 +167,18 @@ impl<S: Server> Worker<S> {
         let init = Box::pin(guarded(branch, S::init(&mut cell.live, &mut ctx))).await;
         let init = match init {
             Ok(Ok(())) => Ok(()),
-            // GenServer's `:ignore`: not a crash, and nothing to restart.
-            Ok(Err(error)) if error.is::<Ignore>() => return WorkerEnd::Stopped(Exit::Ignored),
+            // GenServer's `:ignore`: not a crash, and nothing to restart. What `init` changed
+            // before declining is not kept: the branch ends on the kept state.
+            Ok(Err(error)) if error.is::<Ignore>() => {
+                cell.needs_restore = true;
+                if let Err(exit) = cell.restore_if_needed() {
+                    return WorkerEnd::Crashed {
+                        exit,
+                        started: false,
+                    };
+                }
+                return WorkerEnd::Stopped(Exit::Ignored);
+            }
             Ok(Err(error)) => Err(Exit::InitFailed {
                 message: error.to_string(),
             }),
@@ -224,10 +234,15 @@ impl<S: Server> Worker<S> {
                 if let Some(cast) = ctx.take_continuation() {
                     break 'job Job::Continue(cast);
                 }
+                // A pending handler timeout keeps the server awake: hibernating would drop it.
+                let idle_at = self
+                    .idle_after
+                    .filter(|_| timeout_at.is_none())
+                    .map(|idle| last_message + idle);
                 let deadline = earliest(
                     earliest(
                         persistence.as_deref().and_then(Persistence::flush_at),
-                        self.idle_after.map(|idle| last_message + idle),
+                        idle_at,
                     ),
                     timeout_at,
                 );
@@ -256,11 +271,7 @@ impl<S: Server> Worker<S> {
                                     return WorkerEnd::Stopped(exit);
                                 }
                                 match flushed {
-                                    Ok(())
-                                        if self
-                                            .idle_after
-                                            .is_some_and(|idle| last_message.elapsed() >= idle) =>
-                                    {
+                                    Ok(()) if idle_at.is_some_and(|at| at <= Instant::now()) => {
                                         return WorkerEnd::Idle;
                                     }
                                     Ok(()) => {}

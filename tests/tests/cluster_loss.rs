@@ -179,7 +179,8 @@ impl peeper::Persist for Sluggish {
 /// no lease behind (released, not just left to expire), five times in a row, then a clean start.
 #[tokio::test(flavor = "current_thread")]
 async fn timed_out_starts_leave_no_lease() {
-    const TIMEOUT: Duration = Duration::from_millis(200);
+    // Long enough for the claim and the load, so that every round times out in `init`.
+    const TIMEOUT: Duration = Duration::from_secs(1);
     let Some(url) = pg_url() else { return };
     let schema = schema("timed_out_start");
     let postgres = connect(&url, &schema, "a", LEASE).await;
@@ -213,10 +214,11 @@ async fn timed_out_starts_leave_no_lease() {
             "round {round}: the lease is released, not left to expire: {row:?}"
         );
     }
+    // Time enough for a claim, a load, `init` and the first write on a loaded machine.
     let server = Sluggish::builder(sluggish())
         .name("slow")
         .store(storage)
-        .start_timeout(TIMEOUT)
+        .start_timeout(Duration::from_secs(60))
         .start()
         .await
         .unwrap();

@@ -21,7 +21,10 @@ fn unique(prefix: &str) -> String {
 // ---- calling_self ----------------------------------------------------------------------------
 
 #[derive(Clone, Debug, Default)]
-pub struct Narcissus;
+pub struct Narcissus {
+    /// Where a task the handler spawned reports what its call got.
+    heard: Option<tokio::sync::mpsc::UnboundedSender<Result<u64, CallError>>>,
+}
 
 #[peeper::server]
 impl Narcissus {
@@ -49,7 +52,8 @@ impl Narcissus {
     #[call]
     async fn spawn_caller(&self, ctx: &mut peeper::Context<Self>) -> u64 {
         let me = NarcissusClient::from(ctx.client().clone());
-        tokio::spawn(async move { me.answer().await.unwrap() });
+        let heard = self.heard.clone().unwrap();
+        tokio::spawn(async move { heard.send(me.answer().await).unwrap() });
         7
     }
 
@@ -63,7 +67,10 @@ impl Narcissus {
 /// the server goes on serving.
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn calling_self_fails_at_once() {
-    let server = Narcissus::start(Narcissus).await.unwrap();
+    let (heard, mut calls) = tokio::sync::mpsc::unbounded_channel();
+    let server = Narcissus::start(Narcissus { heard: Some(heard) })
+        .await
+        .unwrap();
     let before = Instant::now();
     assert_eq!(server.call_self().await, Ok(Err(CallError::CallingSelf)));
     assert_eq!(
@@ -74,6 +81,11 @@ async fn calling_self_fails_at_once() {
     // On a paused clock a wait for a timeout would show as time passed.
     assert_eq!(Instant::now(), before, "no call waited for anything");
     assert_eq!(server.spawn_caller().await, Ok(7));
+    assert_eq!(
+        calls.recv().await,
+        Some(Ok(42)),
+        "the spawned task's call went through"
+    );
     assert_eq!(server.answer().await, Ok(42));
     assert_eq!(server.branch().restarts(), 0);
     server.stop().await.unwrap();
@@ -279,9 +291,11 @@ impl Deferring {
         panic!("after the reply");
     }
 
-    /// Hands its handle away, then waits forever: killed there, the caller hears the kill.
+    /// Changes the state, hands its handle away, then waits forever: killed there, the caller
+    /// hears the kill and the change is gone.
     #[call]
     async fn later_then_hang(&mut self, reply: ReplyTo<u64>) {
+        self.count += 1;
         self.handles.send(reply).unwrap();
         std::future::pending::<()>().await;
     }
@@ -644,4 +658,167 @@ async fn an_init_that_stops_fails_the_start_with_its_reason() {
             reason: "not today".to_owned()
         })
     );
+}
+
+// ---- with a store: timeouts and hibernation, ignore after a restart ----------------------------
+
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Lamp {
+    on: bool,
+    switched_off: u32,
+    tries: u32,
+    decline_restarts: bool,
+}
+
+#[peeper::server]
+impl Lamp {
+    #[init]
+    fn init(&mut self, ctx: &mut peeper::Context<Self>) -> Result<(), Ignore> {
+        if ctx.incarnation() > 0 && self.decline_restarts {
+            self.tries += 1; // changed, then declined: not kept
+            return Err(Ignore);
+        }
+        Ok(())
+    }
+
+    #[cast]
+    fn switch_on(&mut self, ctx: &mut peeper::Context<Self>) {
+        self.on = true;
+        ctx.set_timeout(Duration::from_secs(30));
+    }
+
+    #[timeout]
+    fn switch_off(&mut self) {
+        self.on = false;
+        self.switched_off += 1;
+    }
+
+    #[call]
+    fn state(&self) -> (bool, u32, u32) {
+        (self.on, self.switched_off, self.tries)
+    }
+
+    #[cast]
+    fn crash(&self) {
+        panic!("crash");
+    }
+}
+
+impl peeper::Persist for Lamp {
+    const KIND: &'static str = "lamp";
+}
+
+/// A server waiting for its handler timeout does not hibernate first (which would drop it): the
+/// timeout fires, and the server hibernates after it.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_pending_handler_timeout_keeps_a_durable_server_awake() {
+    let storage = peeper::store::Storage::new(peeper::store::Memory::new());
+    let lamp = Lamp::builder(Lamp::default())
+        .name(unique("lamp"))
+        .store(storage)
+        .idle_after(Duration::from_secs(10))
+        .start()
+        .await
+        .unwrap();
+    lamp.switch_on().unwrap();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert!(
+        !lamp.branch().is_hibernating(),
+        "awake: its timeout is pending"
+    );
+    tokio::time::sleep(Duration::from_secs(11)).await; // 31 s: the timeout fired
+    tokio::time::sleep(Duration::from_secs(11)).await; // then idle for 11 s: hibernated
+    assert!(lamp.branch().is_hibernating());
+    assert_eq!(
+        lamp.state().await,
+        Ok((false, 1, 0)),
+        "revived with the timeout's change"
+    );
+}
+
+/// An `init` that changes the state and then declines after a restart ends the branch on the
+/// kept state: what it changed is neither kept nor stored.
+#[tokio::test(flavor = "current_thread")]
+async fn an_ignoring_init_after_a_restart_stores_the_kept_state() {
+    let storage = peeper::store::Storage::new(peeper::store::Memory::new());
+    let name = unique("declining-lamp");
+    let lamp = Lamp::builder(Lamp {
+        decline_restarts: true,
+        ..Lamp::default()
+    })
+    .name(&name)
+    .store(storage.clone())
+    .start()
+    .await
+    .unwrap();
+    lamp.crash().unwrap();
+    assert_eq!(lamp.branch().ended().await, Exit::Ignored);
+
+    // Started again from what was stored, as a first start (incarnation 0): no decline.
+    let again = Lamp::builder(Lamp::default())
+        .name(&name)
+        .store(storage)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(
+        again.state().await,
+        Ok((false, 0, 0)),
+        "`tries` was not stored"
+    );
+}
+
+// ---- transfer and shutdown from a server's own handler -----------------------------------------
+
+#[derive(Clone, Debug)]
+pub struct Mover {
+    from: peeper::DynamicSupervisor,
+    to: peeper::DynamicSupervisor,
+}
+
+#[peeper::server]
+impl Mover {
+    #[call]
+    async fn move_myself(&self) -> Result<(), peeper::TransferError> {
+        peeper::transfer("mover", &self.from, &self.to).await
+    }
+
+    #[call]
+    async fn shut_my_supervisor_down(&self) {
+        self.from.shutdown().await;
+    }
+}
+
+/// A transfer of itself from its own handler fails at once (it would wait for itself); a
+/// shutdown of its own supervisor from its handler stops the others, and it once it returns.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_server_cannot_transfer_itself_and_can_shut_its_supervisor_down() {
+    let (from, to) = (
+        peeper::DynamicSupervisor::new(),
+        peeper::DynamicSupervisor::new(),
+    );
+    let mover = from
+        .start_child(
+            Mover::builder(Mover {
+                from: from.clone(),
+                to: to.clone(),
+            })
+            .name("mover"),
+        )
+        .await
+        .unwrap();
+    let before = Instant::now();
+    assert_eq!(
+        mover.move_myself().await,
+        Ok(Err(peeper::TransferError::CallingSelf))
+    );
+    assert_eq!(Instant::now(), before, "it did not wait");
+    let sibling = from
+        .start_child(Narcissus::builder(Narcissus::default()))
+        .await
+        .unwrap();
+    let ended = mover.branch().ended();
+    assert_eq!(mover.shut_my_supervisor_down().await, Ok(()));
+    assert_eq!(sibling.branch().ended().await, Exit::Shutdown);
+    assert_eq!(ended.await, Exit::Shutdown);
 }

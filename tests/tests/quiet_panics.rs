@@ -45,12 +45,24 @@ async fn only_panics_peeper_catches_in_handlers_are_kept_quiet() {
             message: "in a handler".to_owned()
         }))
     );
-    assert_eq!(heard.load(Ordering::SeqCst), 0, "a caught handler panic is quiet");
+    assert_eq!(
+        heard.load(Ordering::SeqCst),
+        0,
+        "a caught handler panic is quiet"
+    );
 
     assert_eq!(fragile.crash_in_a_task().await, Ok(true));
-    assert_eq!(heard.load(Ordering::SeqCst), 1, "a task's own panic is heard");
+    assert_eq!(
+        heard.load(Ordering::SeqCst),
+        1,
+        "a task's own panic is heard"
+    );
 
     let outside = std::panic::catch_unwind(|| panic!("outside any server"));
     assert!(outside.is_err());
-    assert_eq!(heard.load(Ordering::SeqCst), 2, "a panic outside peeper is heard");
+    assert_eq!(
+        heard.load(Ordering::SeqCst),
+        2,
+        "a panic outside peeper is heard"
+    );
 }

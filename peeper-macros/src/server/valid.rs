@@ -144,6 +144,14 @@ const CLIENT_METHODS: [(&str, &str); 10] = [
     ("clone", "clones the client"),
 ];
 
+/// Whether a handler named `ident` would clash with a generated method.
+pub(crate) fn is_generated_name(ident: &Ident) -> bool {
+    SERVER_METHODS
+        .iter()
+        .chain(CLIENT_METHODS.iter())
+        .any(|(generated, _)| ident == generated)
+}
+
 fn clashes(server: &Server<'_>, errors: &Errors) {
     let Some(name) = server.name else { return };
     for method in &server.methods {
@@ -503,6 +511,12 @@ fn message_arg(server: &Server<'_>, handler: &Handler<'_>, arg: &Arg<'_>, errors
     for (tokens, message) in owned(server, &arg.ty, Role::Argument) {
         errors.error(tokens, message);
     }
+}
+
+/// Whether `ty` can be a field of a message enum: it borrows nothing and names no `impl Trait`.
+/// (The fallback keeps such fields, and leaves out the others, which were reported.)
+pub(crate) fn is_owned(server: &Server<'_>, ty: &Type) -> bool {
+    owned(server, ty, Role::Argument).is_empty()
 }
 
 /// Where a type is used, for the messages about what it must not be.
