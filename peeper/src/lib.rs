@@ -52,7 +52,7 @@
 //!
 //! | to | use |
 //! |---|---|
-//! | write a server | [`#[peeper::server]`](server) on the `impl` block (or implement [`Server`] by hand); [`Context`] in a handler: its incarnation, its own client, `stop`, tables |
+//! | write a server | [`#[peeper::server]`](server) on the `impl` block (or implement [`Server`] by hand); [`Context`] in a handler: its incarnation, its own client, `stop_with`, `continue_with`, `set_timeout`, tables; [`ReplyTo`] to answer a call later; [`Ignore`] to decline in `init` |
 //! | start one, with options | `S::start(state)`, or `S::builder(state)`: a [`Builder`] for a name, restart intensity, a [`CrashLoop`] policy, a [`Listener`], a store, hibernation |
 //! | talk to it | the generated typed client, which wraps a [`Client`]; its [`Branch`] for restarts, `kill_worker`, and waiting for an end |
 //! | know what went wrong | one error enum per operation: [`CallError`], [`SendError`], [`StartError`], [`StopError`], [`TransferError`], [`TableError`], [`store::StoreError`]; and [`Exit`], why a worker or a server ended |
@@ -920,10 +920,12 @@ pub use peeper_macros::server;
 /// [`keep::Project`] for `#[peeper::server(keep = projection)]`.
 ///
 /// Every field is kept (cloned after each handler that changed the state) unless marked
-/// `#[keep(skip)]`: a skipped field is neither kept nor persisted, and after a crash it is rebuilt
-/// with `Default::default()`, or by calling the function given with
+/// `#[keep(skip)]`: a skipped field is not kept, and after a crash it is rebuilt with
+/// `Default::default()`, or by calling the function given with
 /// `#[keep(skip, with = path::to_fn)]`, before `#[init]` runs. Use it for what is large and
-/// derivable (a cache, an index) or cannot be cloned (a connection).
+/// derivable (a cache, an index) or cannot be cloned (a connection). For a durable server, what
+/// is stored is decided by serde, not by `#[keep]`: mark the field `#[serde(skip)]` too to leave
+/// it out of the store (a revived state then has its `Default`, and `#[init]` can rebuild it).
 ///
 /// ```
 /// fn reconnect() -> String {

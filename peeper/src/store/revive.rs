@@ -26,9 +26,10 @@ impl fmt::Debug for Revivable {
     }
 }
 
-/// Registers a durable server kind for [`revive_all`]: the server type, and a function that makes
-/// its [`Builder`](crate::Builder) for a name (with the options it runs with; [`revive_all`] adds
-/// the store).
+/// Registers a durable server kind for [`revive_all`]: the server type, and how to make its
+/// [`Builder`](crate::Builder) for a name, with the options it runs with ([`revive_all`] adds the
+/// store): a function `fn(&str) -> Builder<..>`, or a closure that captures nothing, written in
+/// place (`|name| Player::builder(Player::default()).name(name).idle_after(..)`).
 ///
 /// ```
 /// # use peeper::store::{Memory, Storage};
@@ -49,6 +50,24 @@ impl fmt::Debug for Revivable {
 ///
 /// peeper::revivable!(Player, player);
 ///
+/// // Or with the settings in place, as a closure:
+/// #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+/// pub struct Room { topic: String }
+///
+/// #[peeper::server]
+/// impl Room {
+///     #[call]
+///     fn topic(&self) -> String { self.topic.clone() }
+/// }
+///
+/// impl peeper::Persist for Room { const KIND: &'static str = "doc-room"; }
+///
+/// peeper::revivable!(Room, |name| {
+///     Room::builder(Room::default())
+///         .name(name)
+///         .idle_after(std::time::Duration::from_secs(600))
+/// });
+///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let storage = Storage::new(Memory::new());
 /// let ada = player("ada").store(storage.clone()).start().await?;
@@ -64,7 +83,7 @@ impl fmt::Debug for Revivable {
 /// ```
 #[macro_export]
 macro_rules! revivable {
-    ($server:ty, $builder:path) => {
+    ($server:ty, $builder:expr) => {
         $crate::__private::inventory::submit! {
             $crate::store::Revivable {
                 kind: <$server as $crate::Persist>::KIND,
@@ -77,7 +96,10 @@ macro_rules! revivable {
                         ::core::result::Result<$crate::Branch, $crate::StartError>,
                     > {
                         ::std::boxed::Box::pin(async move {
-                            let client = $builder(&name).store(storage).start().await?;
+                            // Evaluated here, in a function: a closure that captured anything
+                            // could not be registered in a `static` anyway.
+                            let builder = $builder;
+                            let client = builder(name.as_str()).store(storage).start().await?;
                             ::core::result::Result::Ok(client.branch().clone())
                         })
                     }
