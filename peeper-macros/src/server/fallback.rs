@@ -32,14 +32,8 @@ pub(crate) fn expand(args: &Args, item: &Item, error: &syn::Error) -> TokenStrea
 /// The stubs of a named, inherent, non-borrowing `impl` block; nothing for the others (their
 /// mistake is in the block's header, and nothing generated would make sense).
 fn stubs(args: &Args, item: &ItemImpl) -> TokenStream {
-    let is_inherent = item.trait_.is_none();
-    let is_named = matches!(&*item.self_ty, Type::Path(path) if path.qself.is_none());
-    let borrows = item
-        .generics
-        .params
-        .iter()
-        .any(|param| matches!(param, GenericParam::Lifetime(_)));
-    if !is_inherent || !is_named || borrows || !item.generics.params.is_empty() {
+    // Generic servers get the `Server` stub only: their client and enums would need the generics.
+    if !can_be_a_server(item) || !item.generics.params.is_empty() {
         return stub_server(args, item, None);
     }
     let mut server = Server::from_syn(item);
@@ -52,6 +46,19 @@ fn stubs(args: &Args, item: &ItemImpl) -> TokenStream {
     tokens.extend(stub_enums(&server, &names));
     tokens.extend(stub_client(args, &server, &names));
     tokens
+}
+
+/// Whether the block could implement a server at all: inherent, for a named type, borrowing
+/// nothing. (The others were reported; a stub would only add errors.)
+fn can_be_a_server(item: &ItemImpl) -> bool {
+    let is_inherent = item.trait_.is_none();
+    let is_named = matches!(&*item.self_ty, Type::Path(path) if path.qself.is_none());
+    let borrows = item
+        .generics
+        .params
+        .iter()
+        .any(|param| matches!(param, GenericParam::Lifetime(_)));
+    is_inherent && is_named && !borrows
 }
 
 /// The generated types' names.
@@ -213,14 +220,7 @@ fn stub_client(args: &Args, server: &Server<'_>, names: &Names) -> TokenStream {
 /// The `Server` impl, on the stub enums when there are some (so that `ctx.continue_with(..)`
 /// takes the cast enum), else on `Infallible`.
 fn stub_server(args: &Args, item: &ItemImpl, names: Option<&Names>) -> TokenStream {
-    let is_inherent = item.trait_.is_none();
-    let is_named = matches!(&*item.self_ty, Type::Path(path) if path.qself.is_none());
-    let borrows = item
-        .generics
-        .params
-        .iter()
-        .any(|param| matches!(param, GenericParam::Lifetime(_)));
-    if !is_inherent || !is_named || borrows {
+    if !can_be_a_server(item) {
         return TokenStream::new();
     }
     let infallible = quote!(::core::convert::Infallible);
