@@ -1,0 +1,499 @@
+#!/usr/bin/env python3
+"""Writes the user crates that scripts/compile-time/measure.sh times.
+
+Every crate defines the same state (10 `u64` fields, 5 `String` fields) with the same handler
+methods, and differs only in how they become a server:
+
+  peeper*    `#[peeper::server]` (a path dependency on this repository's `peeper/`);
+  ractor*    ractor's `#[ractor::actor]` with `#[ractor::rpc]` / `#[ractor::message]` handlers
+             (ractor's `actor-macros` feature), called with `ractor::call!` / `ractor::cast!`;
+  plain      the same methods as plain inherent methods, no actor and no dependency;
+  expanded*  the output of `#[peeper::server]` pasted as source (made with `expander.rs`, which
+             runs the macro's own code), whole or with parts of it dropped by hand.
+
+Usage: generate.py --out DIR [--variants NAME,NAME,...]   (writes DIR/crates/NAME/ and
+DIR/manifest.json); generate.py --list prints the variants.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+PEEPER = os.path.join(REPO, "peeper")
+MACROS_SRC = os.path.join(REPO, "peeper-macros", "src")
+RACTOR_VERSION = "0.16"  # 0.16.5 was the newest on crates.io when this was written
+
+N_U64 = 10
+N_STRING = 5
+
+
+# --- The handlers -------------------------------------------------------------------------------
+
+
+class Handler:
+    """One handler: `kind` is call, cast or info; `params` is [(name, type)]; `ret` a type or None.
+
+    `body_mut` / `body_ref` use `{s}` for the state (`self` or ractor's `state`); a call has both,
+    so that the receiver can be switched without changing its signature.
+    """
+
+    def __init__(self, kind, index, params, ret, body_mut, body_ref=None, mutates=True):
+        self.kind = kind
+        self.index = index
+        self.name = f"{kind}_{index}"
+        self.variant = f"{kind.capitalize()}{index}"
+        self.params = params
+        self.ret = ret
+        self.body_mut = body_mut
+        self.body_ref = body_ref
+        self.mutates = mutates
+
+    def body(self, state):
+        body = self.body_mut if self.mutates else self.body_ref
+        return body.replace("{s}", state)
+
+
+def call(k, receiver):
+    """The k-th `#[call]`; its signature cycles through four shapes, its receiver is `&mut self`
+    for even k and `&self` for odd k unless `receiver` is "mut" or "ref"."""
+    f, t, m = k % N_U64, k % N_STRING, k + 1
+    shape = k % 4
+    if shape == 0:
+        params, ret = [("by", "u64")], "u64"
+        body_mut = f"{{s}}.a{f} = {{s}}.a{f}.wrapping_add(by.wrapping_mul({m})); {{s}}.a{f}"
+        body_ref = f"{{s}}.a{f}.wrapping_add(by.wrapping_mul({m}))"
+    elif shape == 1:
+        params, ret = [("text", "String")], "usize"
+        body_mut = f"{{s}}.t{t}.push_str(&text); {{s}}.t{t}.len()"
+        body_ref = f"{{s}}.t{t}.len() + text.len()"
+    elif shape == 2:
+        params, ret = [], "String"
+        body_mut = f"{{s}}.t{t}.push('c'); {{s}}.t{t}.clone()"
+        body_ref = f"{{s}}.t{t}.clone()"
+    else:
+        params, ret = [("x", "u64"), ("y", "u64")], "u64"
+        body_mut = f"{{s}}.a{f} = {{s}}.a{f}.wrapping_add(x ^ y); {{s}}.a{f}"
+        body_ref = f"{{s}}.a{f}.wrapping_add(x ^ y).wrapping_mul({m})"
+    mutates = {"mixed": k % 2 == 0, "mut": True, "ref": False}[receiver]
+    return Handler("call", k, params, ret, body_mut, body_ref, mutates)
+
+
+def cast(k):
+    f, t, m = k % N_U64, k % N_STRING, k + 1
+    shape = k % 3
+    if shape == 0:
+        params, body = [("by", "u64")], f"{{s}}.a{f} = {{s}}.a{f}.wrapping_add(by + {m});"
+    elif shape == 1:
+        params, body = [("text", "String")], f"{{s}}.t{t}.push_str(&text);"
+    else:
+        params, body = [], f"{{s}}.a{f} = {{s}}.a{f}.wrapping_mul(3).wrapping_add({m});"
+    return Handler("cast", k, params, None, body)
+
+
+def info(k):
+    f, t = k % N_U64, k % N_STRING
+    body = f"{{s}}.a{f} = {{s}}.a{f}.wrapping_add(tick.0); {{s}}.t{t}.push('i');"
+    return Handler("info", k, [("tick", f"Tick{k}")], None, body)
+
+
+def handlers(calls, casts, infos, receiver="mixed"):
+    return (
+        [call(k, receiver) for k in range(calls)]
+        + [cast(k) for k in range(casts)]
+        + [info(k) for k in range(infos)]
+    )
+
+
+# Arguments for the handlers `main` calls.
+ARGS = {"u64": "{n}", "String": 'String::from("x{n}")'}
+
+
+def args_of(handler, n):
+    return [ARGS[ty].replace("{n}", str(n + i)) for i, (_, ty) in enumerate(handler.params)]
+
+
+def in_main(hs):
+    """The handlers `main` calls: the first 4 calls, 3 casts and 1 info (what exists of them)."""
+    by_kind = lambda kind, n: [h for h in hs if h.kind == kind][:n]  # noqa: E731
+    return by_kind("call", 4), by_kind("cast", 3), by_kind("info", 1)
+
+
+# --- Common pieces ------------------------------------------------------------------------------
+
+
+HEADER = """\
+// Generated by scripts/compile-time/generate.py: {what}.
+// {counts}
+#![allow(dead_code, unused_variables, clippy::all)]
+"""
+
+
+def header(what, hs):
+    counts = ", ".join(
+        f"{sum(h.kind == kind for h in hs)} {kind}s" for kind in ("call", "cast", "info")
+    )
+    mode = "async" if any(getattr(h, "is_async", False) for h in hs) else "sync"
+    return HEADER.format(what=what, counts=f"{counts}, {mode} handlers")
+
+
+def state_fields():
+    return [f"a{i}: u64" for i in range(N_U64)] + [f"t{i}: String" for i in range(N_STRING)]
+
+
+def tick_types(hs):
+    return "".join(
+        f"#[derive(Debug)]\npub struct Tick{h.index}(pub u64);\n" for h in hs if h.kind == "info"
+    )
+
+
+def signature(h, receiver, extra=()):
+    asyncness = "async " if getattr(h, "is_async", False) else ""
+    params = [receiver] + [f"{n}: {t}" for n, t in h.params] + list(extra)
+    ret = f" -> {h.ret}" if h.ret else ""
+    return f"{asyncness}fn {h.name}({', '.join(params)}){ret}"
+
+
+# --- peeper -------------------------------------------------------------------------------------
+
+
+def peeper_source(hs, typed_main=True, what="#[peeper::server]"):
+    out = [header(what, hs), tick_types(hs)]
+    out.append("#[derive(Clone, Debug, Default)]\npub struct Bank {\n")
+    out += [f"    {field},\n" for field in state_fields()]
+    out.append("}\n\n#[peeper::server]\nimpl Bank {\n")
+    for h in hs:
+        receiver = "&mut self" if h.mutates else "&self"
+        out.append(f"    #[{h.kind}]\n    {signature(h, receiver)} {{\n        {h.body('self')}\n    }}\n\n")
+    out.append("}\n\n")
+    out.append(peeper_main(hs, typed_main))
+    return "".join(out)
+
+
+def peeper_main(hs, typed):
+    calls, casts, infos = in_main(hs)
+    lines = ['#[tokio::main(flavor = "current_thread")]', "async fn main() {"]
+    if typed:
+        lines.append("    let Ok(server) = Bank::start(Bank::default()).await else { return };")
+    else:
+        lines.append(
+            "    let Ok(server) = <Bank as ::peeper::Server>::start(Bank::default()).await else { return };"
+        )
+    for n, h in enumerate(casts):
+        if typed:
+            lines.append(f"    let _ = server.{h.name}({', '.join(args_of(h, n))});")
+        else:
+            lines.append(f"    let _ = server.cast({message('BankCast', h, n)});")
+    for h in infos:
+        lines.append(f"    let _ = server.send(Tick{h.index}(7));")
+    for n, h in enumerate(calls):
+        if typed:
+            lines.append(f"    let r{n} = server.{h.name}({', '.join(args_of(h, n))}).await.ok();")
+        else:
+            lines.append(
+                f"    let r{n} = match server.call({message('BankCall', h, n)}).await "
+                f"{{ Ok(BankReply::{h.variant}(v)) => Some(v), _ => None }};"
+            )
+    lines.append(print_results(len(calls)))
+    lines.append("    let _ = server.stop().await;")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def message(enum, h, n):
+    if not h.params:
+        return f"{enum}::{h.variant}"
+    fields = ", ".join(f"{name}: {arg}" for (name, _), arg in zip(h.params, args_of(h, n)))
+    return f"{enum}::{h.variant} {{ {fields} }}"
+
+
+def print_results(n):
+    if n == 0:
+        return '    println!("done");'
+    return f'    println!("{" ".join("{:?}" for _ in range(n))}", {", ".join(f"r{i}" for i in range(n))});'
+
+
+# --- ractor -------------------------------------------------------------------------------------
+
+
+def ractor_source(hs):
+    out = [header("`#[ractor::actor]` (ractor's actor-macros feature)", hs), tick_types(hs)]
+    out.append("#[derive(Debug, Default)]\npub struct BankState {\n")
+    out += [f"    {field},\n" for field in state_fields()]
+    out.append("}\n\npub struct Bank;\n\n")
+    out.append(
+        "#[ractor::actor(\n    message = pub enum BankMessage,\n    state = BankState,\n"
+        "    arguments = BankState,\n    crate_path = ::ractor,\n)]\nimpl Bank {\n"
+        "    async fn pre_start(\n        &self,\n        _myself: ractor::ActorRef<BankMessage>,\n"
+        "        initial: BankState,\n    ) -> Result<BankState, ractor::ActorProcessingErr> {\n"
+        "        Ok(initial)\n    }\n\n"
+    )
+    for h in hs:
+        bindings = [name for name, _ in h.params]
+        if h.kind == "call":
+            attr = f"#[ractor::rpc({h.variant}({', '.join(bindings + ['reply'])}))]"
+        elif bindings:
+            attr = f"#[ractor::message({h.variant}({', '.join(bindings)}))]"
+        else:
+            attr = f"#[ractor::message({h.variant})]"
+        state = "state: &mut BankState" if h.mutates else "state: &BankState"
+        out.append(
+            f"    {attr}\n    {signature(h, '&self', [state])} {{\n        {h.body('state')}\n    }}\n\n"
+        )
+    out.append("}\n\n")
+    calls, casts, infos = in_main(hs)
+    lines = ['#[tokio::main(flavor = "current_thread")]', "async fn main() {"]
+    lines.append(
+        "    let Ok((actor, handle)) = ractor::Actor::spawn(None, Bank, BankState::default()).await else { return };"
+    )
+    for n, h in enumerate(casts):
+        args = args_of(h, n)
+        msg = f"BankMessage::{h.variant}({', '.join(args)})" if args else f"BankMessage::{h.variant}"
+        lines.append(f"    let _ = ractor::cast!(actor, {msg});")
+    for h in infos:
+        lines.append(f"    let _ = ractor::cast!(actor, BankMessage::{h.variant}(Tick{h.index}(7)));")
+    for n, h in enumerate(calls):
+        args = "".join(f", {a}" for a in args_of(h, n))
+        lines.append(f"    let r{n} = ractor::call!(actor, BankMessage::{h.variant}{args}).ok();")
+    lines.append(print_results(len(calls)))
+    lines.append("    actor.stop(None);")
+    lines.append("    let _ = handle.await;")
+    lines.append("}")
+    out.append("\n".join(lines) + "\n")
+    return "".join(out)
+
+
+# --- no macro -----------------------------------------------------------------------------------
+
+
+def plain_source(hs):
+    assert not any(getattr(h, "is_async", False) for h in hs), "plain is sync only"
+    out = [header("the same methods, no macro, no actor", hs), tick_types(hs)]
+    out.append("#[derive(Clone, Debug, Default)]\npub struct Bank {\n")
+    out += [f"    {field},\n" for field in state_fields()]
+    out.append("}\n\nimpl Bank {\n")
+    for h in hs:
+        receiver = "&mut self" if h.mutates else "&self"
+        out.append(f"    {signature(h, receiver)} {{\n        {h.body('self')}\n    }}\n\n")
+    out.append("}\n\n")
+    # Every method is called once, so that each is compiled, as the servers' dispatch does.
+    lines = ["fn main() {", "    let mut bank = Bank::default();"]
+    for n, h in enumerate(hs):
+        args = ", ".join(args_of(h, n)) if h.kind != "info" else f"Tick{h.index}(7)"
+        lines.append(f"    std::hint::black_box(bank.{h.name}({args}));")
+    lines.append('    println!("{bank:?}");')
+    lines.append("}")
+    out.append("\n".join(lines) + "\n")
+    return "".join(out)
+
+
+# --- The variants -------------------------------------------------------------------------------
+
+
+def asynced(hs):
+    for h in hs:
+        h.is_async = True
+    return hs
+
+
+FULL = dict(calls=20, casts=20, infos=10)
+
+# name: (framework, handlers, extra, description). Group "compare" is the headline table,
+# "breakdown" the table of where peeper's time goes.
+VARIANTS = {
+    "peeper": ("peeper", lambda: handlers(**FULL), {}, "#[peeper::server], 20 calls + 20 casts + 10 infos"),
+    "ractor": ("ractor", lambda: handlers(**FULL), {}, "#[ractor::actor], the same 50 handlers"),
+    "plain": ("plain", lambda: handlers(**FULL), {}, "the same 50 methods, no macro"),
+    "peeper-1call": ("peeper", lambda: handlers(1, 0, 0), {}, "peeper, 1 call only (fixed cost)"),
+    "peeper-calls": ("peeper", lambda: handlers(20, 0, 0), {}, "peeper, 20 calls only (10 &self, 10 &mut self)"),
+    "peeper-calls-ref": ("peeper", lambda: handlers(20, 0, 0, "ref"), {}, "peeper, 20 calls, all &self"),
+    "peeper-calls-mut": ("peeper", lambda: handlers(20, 0, 0, "mut"), {}, "peeper, 20 calls, all &mut self"),
+    "peeper-casts": ("peeper", lambda: handlers(0, 20, 0), {}, "peeper, 20 casts only"),
+    "peeper-infos": ("peeper", lambda: handlers(0, 0, 10), {}, "peeper, 10 infos only"),
+    "peeper-async": ("peeper", lambda: asynced(handlers(**FULL)), {}, "peeper, the 50 handlers all `async fn`"),
+    "ractor-1call": ("ractor", lambda: handlers(1, 0, 0), {}, "ractor, 1 rpc only (fixed cost)"),
+    "ractor-async": ("ractor", lambda: asynced(handlers(**FULL)), {}, "ractor, the 50 handlers all `async fn`"),
+    "expanded": ("expanded", lambda: handlers(**FULL), {"drop": []}, "peeper's expansion as source, no macro"),
+    "expanded-no-docs": ("expanded", lambda: handlers(**FULL), {"drop": ["docs"]}, "expansion without its #[doc]s"),
+    "expanded-no-with-timeout": ("expanded", lambda: handlers(**FULL), {"drop": ["with_timeout"]}, "expansion without {S}WithTimeout"),
+    "expanded-no-after": ("expanded", lambda: handlers(**FULL), {"drop": ["after"]}, "expansion without {S}After"),
+    "expanded-no-registration": ("expanded", lambda: handlers(**FULL), {"drop": ["registration"]}, "expansion without inventory::submit!"),
+    "expanded-no-client": ("expanded", lambda: handlers(**FULL), {"drop": ["client"], "typed_main": False}, "expansion without the typed client (main uses peeper::Client)"),
+    "expanded-server-only": ("expanded", lambda: handlers(**FULL), {"drop": ["client", "registration", "docs"], "typed_main": False}, "enums + impl Server only"),
+}
+
+GROUPS = {
+    "compare": ["peeper", "ractor", "plain"],
+    "breakdown": [
+        "peeper", "peeper-1call", "peeper-calls", "peeper-calls-ref", "peeper-calls-mut",
+        "peeper-casts", "peeper-infos", "peeper-async", "ractor", "ractor-1call", "ractor-async",
+        "expanded", "expanded-no-docs", "expanded-no-with-timeout", "expanded-no-after",
+        "expanded-no-registration", "expanded-no-client", "expanded-server-only",
+    ],
+}
+
+# Crates of one target group share one CARGO_TARGET_DIR, so their dependencies are built once.
+TARGET_GROUP = {"peeper": "peeper", "expanded": "peeper", "ractor": "ractor", "plain": "plain"}
+
+
+def package_name(variant):
+    return "ct_" + variant.replace("-", "_")
+
+
+def cargo_toml(variant, framework):
+    deps = ""
+    tokio = 'tokio = { version = "1", default-features = false, features = ["rt", "macros"] }\n'
+    if framework in ("peeper", "expanded"):
+        deps = f'peeper = {{ path = "{PEEPER}" }}\n' + tokio
+    elif framework == "ractor":
+        deps = f'ractor = {{ version = "{RACTOR_VERSION}", features = ["actor-macros"] }}\n' + tokio
+    return (
+        "# Generated by scripts/compile-time/generate.py.\n"
+        f'[package]\nname = "{package_name(variant)}"\nversion = "0.0.0"\nedition = "2024"\n'
+        f"publish = false\n\n[dependencies]\n{deps}\n"
+        "# Its own workspace: not a member of the repository's.\n[workspace]\n"
+    )
+
+
+def write(path, text):
+    """Writes `text` unless the file already holds it (an unchanged file keeps its mtime)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if os.path.exists(path):
+        with open(path) as f:
+            if f.read() == text:
+                return
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def seed_lockfile(crate_dir):
+    """Starts from the repository's Cargo.lock, so that peeper's dependencies resolve to the
+    versions the repository uses (cargo drops what the crate does not need)."""
+    lock = os.path.join(crate_dir, "Cargo.lock")
+    if not os.path.exists(lock) and os.path.exists(os.path.join(REPO, "Cargo.lock")):
+        shutil.copy(os.path.join(REPO, "Cargo.lock"), lock)
+
+
+# --- The expander -------------------------------------------------------------------------------
+
+
+def build_expander(out):
+    """Builds expander.rs with peeper-macros' modules mounted in front of it; returns its path."""
+    crate = os.path.join(out, "expander")
+    mods = []
+    with open(os.path.join(MACROS_SRC, "lib.rs")) as f:
+        for name in re.findall(r"^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;", f.read(), re.M):
+            path = os.path.join(MACROS_SRC, f"{name}.rs")
+            if not os.path.exists(path):
+                path = os.path.join(MACROS_SRC, name, "mod.rs")
+            mods.append(f'#[path = "{path}"]\n#[allow(dead_code, unused)]\nmod {name};\n')
+    with open(os.path.join(HERE, "expander.rs")) as f:
+        main = "// Generated: peeper-macros' modules, then scripts/compile-time/expander.rs.\n"
+        main += "".join(mods) + "\n" + f.read()
+    write(os.path.join(crate, "src", "main.rs"), main)
+    write(
+        os.path.join(crate, "Cargo.toml"),
+        '[package]\nname = "ct_expander"\nversion = "0.0.0"\nedition = "2024"\npublish = false\n\n'
+        "[dependencies]\n"
+        'syn = { version = "2", features = ["full", "extra-traits", "visit-mut"] }\n'
+        'quote = "1"\nproc-macro2 = "1"\n\n[workspace]\n',
+    )
+    seed_lockfile(crate)
+    target = os.path.join(out, "targets", "expander")
+    env = dict(os.environ, CARGO_TARGET_DIR=target)
+    subprocess.run(
+        ["cargo", "build", "--quiet", "--manifest-path", os.path.join(crate, "Cargo.toml")],
+        check=True,
+        env=env,
+    )
+    return os.path.join(target, "debug", "ct_expander")
+
+
+def expand(expander, source, drop, scratch):
+    path = os.path.join(scratch, "input.rs")
+    write(path, source)
+    cmd = [expander, path]
+    for part in drop:
+        cmd += ["--drop", part]
+    text = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    formatted = subprocess.run(
+        ["rustfmt", "--edition", "2024", "--emit", "stdout", "--quiet"],
+        input=text, capture_output=True, text=True,
+    )
+    if formatted.returncode == 0 and formatted.stdout.strip():
+        text = formatted.stdout
+    return (
+        "// Generated by scripts/compile-time/generate.py: the expansion of #[peeper::server]"
+        + (f", without: {', '.join(drop)}" if drop else "")
+        + ".\n"
+        + text
+    )
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+
+def generate(out, names):
+    manifest = []
+    expander = None
+    for name in names:
+        framework, make, extra, description = VARIANTS[name]
+        hs = make()
+        if framework == "peeper":
+            source = peeper_source(hs)
+        elif framework == "ractor":
+            source = ractor_source(hs)
+        elif framework == "plain":
+            source = plain_source(hs)
+        else:
+            if expander is None:
+                expander = build_expander(out)
+            source = peeper_source(hs, extra.get("typed_main", True))
+            source = expand(expander, source, extra["drop"], os.path.join(out, "expander"))
+        crate = os.path.join(out, "crates", name)
+        write(os.path.join(crate, "Cargo.toml"), cargo_toml(name, framework))
+        write(os.path.join(crate, "src", "main.rs"), source)
+        seed_lockfile(crate)
+        manifest.append(
+            {
+                "name": name,
+                "description": description,
+                "dir": crate,
+                "package": package_name(name),
+                "target_dir": os.path.join(out, "targets", TARGET_GROUP[framework]),
+                "lines": source.count("\n"),
+            }
+        )
+    write(os.path.join(out, "manifest.json"), json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=os.path.join(REPO, "target", "compile-time"))
+    parser.add_argument("--variants", default=",".join(GROUPS["compare"]),
+                        help="comma-separated names, or a group: " + ", ".join(GROUPS))
+    parser.add_argument("--list", action="store_true")
+    args = parser.parse_args()
+    if args.list:
+        for name, (_, _, _, description) in VARIANTS.items():
+            print(f"{name:28} {description}")
+        return
+    names = []
+    for part in args.variants.split(","):
+        for name in GROUPS.get(part, [part]):
+            if name not in VARIANTS:
+                sys.exit(f"unknown variant {name}; see --list")
+            if name not in names:
+                names.append(name)
+    for entry in generate(os.path.abspath(args.out), names):
+        print(f"{entry['name']:28} {entry['lines']:5} lines  {entry['dir']}")
+
+
+if __name__ == "__main__":
+    main()
