@@ -188,12 +188,14 @@ async fn five_timed_out_starts_in_a_row_then_a_clean_one() {
 }
 
 /// A start future dropped by its caller (a `select!`, a timeout of its own) leaves no server
-/// holding the name: the next start goes through at once.
+/// holding the name, and its tasks end: the next start goes through at once.
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_dropped_start_leaves_the_name_free() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let tasks_before = metrics.num_alive_tasks();
     let starts = Arc::new(AtomicU32::new(0));
     let name = unique("dropped");
-    for _ in 0..5 {
+    for round in 1..=5 {
         let start = Hanging::builder(Hanging {
             starts: Arc::clone(&starts),
             hang: 5,
@@ -202,6 +204,18 @@ async fn a_dropped_start_leaves_the_name_free() {
         .start();
         let timed_out = tokio::time::timeout(Duration::from_secs(1), start).await;
         assert!(timed_out.is_err());
+        assert!(
+            Hanging::whereis(&name).is_none(),
+            "round {round}: the name is free at once"
+        );
+        // On a paused clock a sleep ends once every other task is idle: the branch, stopped in
+        // the background, has ended by then.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(
+            metrics.num_alive_tasks(),
+            tasks_before,
+            "round {round}: no task is left"
+        );
     }
     let server = Hanging::builder(Hanging {
         starts: Arc::clone(&starts),
