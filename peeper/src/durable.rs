@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::Branch;
-use crate::store::{self, Key, Persist, Storage, StoreError};
+use crate::store::{self, Claim, Key, Persist, Storage, StoreError, Write};
 
 pub(crate) struct Durable<S> {
     pub(crate) storage: Storage,
@@ -14,6 +14,9 @@ pub(crate) struct Durable<S> {
     pub(crate) kind: &'static str,
     encode: fn(&Key, &S) -> Result<Vec<u8>, StoreError>,
     decode: fn(&Key, &[u8]) -> Result<S, StoreError>,
+    /// The claim the branch runs under, once made: every write carries it, so that a fencing
+    /// store refuses the writes of a branch whose claim was given up or taken over.
+    pub(crate) claim: Option<Claim>,
 }
 
 impl<S> Durable<S> {
@@ -26,6 +29,7 @@ impl<S> Durable<S> {
             kind: S::KIND,
             encode: store::encode::<S>,
             decode: store::decode::<S>,
+            claim: None,
         }
     }
 
@@ -35,6 +39,18 @@ impl<S> Durable<S> {
 
     pub(crate) fn encode(&self, key: &Key, state: &S) -> Result<Vec<u8>, StoreError> {
         (self.encode)(key, state)
+    }
+
+    /// A write of `bytes` (`None`: a delete) to `key`, under the branch's claim.
+    pub(crate) fn write(&self, key: Key, bytes: Option<Vec<u8>>) -> Write {
+        let write = match bytes {
+            Some(bytes) => Write::put(key, bytes),
+            None => Write::delete(key),
+        };
+        match self.claim {
+            Some(claim) => write.under(claim),
+            None => write,
+        }
     }
 
     /// The stored state of `key`, if any, decoded (and migrated).
@@ -52,10 +68,11 @@ impl<S> Durable<S> {
     pub(crate) async fn claim(&self, key: &Key) -> Result<ClaimGuard, StoreError> {
         // Armed before the await: the store's own claim is cancel-safe, and a claim that lands
         // after this future was dropped is given up by the store itself.
-        self.storage.claim(key).await?;
+        let claim = self.storage.claim(key).await?;
         Ok(ClaimGuard {
             storage: self.storage.clone(),
             key: Some(key.clone()),
+            claim,
         })
     }
 }
@@ -71,9 +88,15 @@ impl<S> Durable<S> {
 pub(crate) struct ClaimGuard {
     storage: Storage,
     key: Option<Key>,
+    claim: Claim,
 }
 
 impl ClaimGuard {
+    /// What the store granted.
+    pub(crate) fn claim(&self) -> Claim {
+        self.claim
+    }
+
     /// A running branch owns the claim from now on: it releases it after its last write.
     pub(crate) fn hand_to_branch(mut self) {
         self.key = None;
@@ -116,7 +139,8 @@ impl<S> Durable<S> {
         let mut pause = FIRST_PAUSE;
         let mut failures = 0_u32;
         loop {
-            let error = match self.storage.submit(key.clone(), Some(bytes.clone())).await {
+            let write = self.write(key.clone(), Some(bytes.clone()));
+            let error = match self.storage.submit(write).await {
                 Ok(()) => return Ok(()),
                 Err(error) => error,
             };
@@ -155,6 +179,7 @@ impl<S> Clone for Durable<S> {
             kind: self.kind,
             encode: self.encode,
             decode: self.decode,
+            claim: self.claim,
         }
     }
 }

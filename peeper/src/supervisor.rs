@@ -70,7 +70,7 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
         options,
         listener,
         supervisor,
-        durable,
+        mut durable,
         ..
     } = builder;
     if options.crash_loop == CrashLoop::ResetToInitial && !S::Keep::COPIES {
@@ -138,6 +138,10 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
             }
         }
     };
+    // Every write of the branch is made under its claim.
+    if let (Some(durable), Some(claim)) = (&mut durable, &claim) {
+        durable.claim = Some(claim.claim());
+    }
     let initial = (options.crash_loop == CrashLoop::ResetToInitial).then(|| {
         let mut initial = None;
         S::Keep::copy(&state, &mut initial);
@@ -592,7 +596,8 @@ impl<S: Server> Supervisor<S> {
                     // A wipe that fails leaves an older state stored, which the next start reads:
                     // nothing acknowledged is lost by it, so it is not retried, and the stop
                     // completes (logged).
-                    if let Err(error) = durable.storage.submit(key.clone(), None).await {
+                    let wipe = durable.write(key.clone(), None);
+                    if let Err(error) = durable.storage.submit(wipe).await {
                         tracing::error!(server = branch.server(), name, %error, "could not wipe the stored state");
                     }
                     Ok(())
@@ -834,7 +839,7 @@ impl<S: Server> Sleeping<S> {
         runtime.spawn(async move {
             let mut this = self;
             let branch = this.client.branch().clone();
-            let loaded = match (&this.durable, this.options.name.as_deref()) {
+            let loaded = match (&mut this.durable, this.options.name.as_deref()) {
                 // Claimed again first, as at start: hibernating released it.
                 (Some(durable), Some(name)) => {
                     let key = durable.key(name);
@@ -842,6 +847,7 @@ impl<S: Server> Sleeping<S> {
                         Ok(claim) => {
                             let loaded = durable.load(&key).await;
                             if matches!(loaded, Ok(Some(_))) {
+                                durable.claim = Some(claim.claim());
                                 claim.hand_to_branch();
                             } else {
                                 claim.release().await;

@@ -124,10 +124,10 @@ impl<S: Server> Persistence<S> {
         // One worker awaits each write before it makes the next: the flag follows the last one.
         self.behind.store(true, Ordering::Relaxed);
         let behind = Arc::clone(&self.behind);
-        let submitted = self
-            .durable
-            .encode(&self.key, state)
-            .map(|bytes| self.durable.storage.submit(self.key.clone(), Some(bytes)));
+        let submitted = self.durable.encode(&self.key, state).map(|bytes| {
+            let write = self.durable.write(self.key.clone(), Some(bytes));
+            self.durable.storage.submit(write)
+        });
         async move {
             submitted?.await?;
             behind.store(false, Ordering::Relaxed);

@@ -11,7 +11,7 @@ mod cluster_common;
 use std::time::Duration;
 
 use cluster_common::{connect, drop_schema, expire, lease, pg_ca, pg_url, schema, sql};
-use peeper::store::{Key, NodeId, Postgres, PostgresTls, Storage, Store, StoreError};
+use peeper::store::{Key, NodeId, Postgres, PostgresTls, Storage, Store, StoreError, Write};
 use peeper::{CallError, Exit, OnStop};
 use serde::{Deserialize, Serialize};
 
@@ -180,20 +180,20 @@ async fn a_write_with_a_stale_epoch_changes_nothing() {
 
     a.claim(&key).await.unwrap();
     a.claim(&other).await.unwrap();
-    a.commit(vec![(key.clone(), Some(b"from a".to_vec()))])
+    a.commit(vec![Write::put(key.clone(), b"from a".to_vec())])
         .await
         .unwrap();
 
     expire(&client, &schema, &key).await; // `a` stopped renewing, long enough ago
     b.claim(&key).await.unwrap();
-    b.commit(vec![(key.clone(), Some(b"from b".to_vec()))])
+    b.commit(vec![Write::put(key.clone(), b"from b".to_vec())])
         .await
         .unwrap();
 
     let refused = a
         .commit_owned(vec![
-            (key.clone(), Some(b"stale".to_vec())),
-            (other.clone(), Some(b"fine".to_vec())),
+            Write::put(key.clone(), b"stale".to_vec()),
+            Write::put(other.clone(), b"fine".to_vec()),
         ])
         .await
         .unwrap();
@@ -211,18 +211,60 @@ async fn a_write_with_a_stale_epoch_changes_nothing() {
     assert_eq!(a.read(&other).await.unwrap().as_deref(), Some(&b"fine"[..]));
     // The fenced lease is no longer this node's; deletes are fenced too.
     assert_eq!(a.owned(), std::slice::from_ref(&other));
-    let delete = a.commit(vec![(key.clone(), None)]).await.unwrap_err();
+    let delete = a
+        .commit(vec![Write::delete(key.clone())])
+        .await
+        .unwrap_err();
     assert!(matches!(delete, StoreError::Fenced { .. }), "{delete}");
     assert!(b.read(&key).await.unwrap().is_some());
     // `commit` is all or nothing: a batch with a fenced write applies none of it.
     let all_or_nothing = a
         .commit(vec![
-            (other.clone(), Some(b"not applied".to_vec())),
-            (key.clone(), Some(b"stale".to_vec())),
+            Write::put(other.clone(), b"not applied".to_vec()),
+            Write::put(key.clone(), b"stale".to_vec()),
         ])
         .await;
     assert!(matches!(all_or_nothing, Err(StoreError::Fenced { .. })));
     assert_eq!(a.read(&other).await.unwrap().as_deref(), Some(&b"fine"[..]));
+    drop_schema(&url, &schema).await;
+}
+
+/// A write carries the claim it was made under. One node gives a claim up (its start was
+/// dropped) and claims the key again at once; a write of the first claim that reaches the store
+/// only then (it was queued) is refused, lands nothing, and leaves the newer claim held. Before,
+/// writes were matched to whatever lease the node held at commit time: the stale write landed
+/// under the newer claim, and its refusal (when it came first) dropped the newer lease, so the
+/// new start's first write was fenced by its own node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_of_a_given_up_claim_is_refused_and_leaves_the_new_claim_held() {
+    let Some(url) = pg_url() else { return };
+    let schema = schema("stale_claim");
+    let a = connect(&url, &schema, "a", LEASE).await;
+    let key = Key::new("tally", "restarted");
+
+    let first = a.claim(&key).await.unwrap();
+    a.abandon(&key);
+    let second = a.claim(&key).await.unwrap();
+    assert!(second.epoch > first.epoch);
+
+    let stale = a
+        .commit_owned(vec![Write::put(key.clone(), b"stale".to_vec()).under(first)])
+        .await
+        .unwrap();
+    assert!(
+        matches!(stale.as_slice(), [(refused, StoreError::Fenced { owner: Some(owner), .. })]
+            if *refused == key && owner.as_str() == "a"),
+        "{stale:?}"
+    );
+    assert_eq!(a.read(&key).await.unwrap(), None, "nothing of the stale write landed");
+    assert_eq!(a.owned(), std::slice::from_ref(&key), "the newer claim is still held");
+    a.commit(vec![Write::put(key.clone(), b"fresh".to_vec()).under(second)])
+        .await
+        .unwrap();
+    assert_eq!(a.read(&key).await.unwrap().as_deref(), Some(&b"fresh"[..]));
+    // A write made under no claim (`Storage::delete`) goes by the lease held now.
+    a.commit(vec![Write::delete(key.clone())]).await.unwrap();
+    assert_eq!(a.read(&key).await.unwrap(), None);
     drop_schema(&url, &schema).await;
 }
 
@@ -251,7 +293,7 @@ async fn a_claim_racing_with_writes_sees_every_acknowledged_write_and_fences_the
                 let mut acked = None;
                 loop {
                     value += 1;
-                    let write = vec![(key.clone(), Some(value.to_le_bytes().to_vec()))];
+                    let write = vec![Write::put(key.clone(), value.to_le_bytes().to_vec())];
                     match owner.commit_owned(write).await.unwrap().as_slice() {
                         [] => acked = Some(value),
                         [(_, StoreError::Fenced { .. })] => return acked,
@@ -484,7 +526,7 @@ async fn tls_connections_are_verified_and_encrypted() {
     let key = Key::new("tally", "secret");
     postgres.claim(&key).await.unwrap();
     postgres
-        .commit(vec![(key.clone(), Some(b"over tls".to_vec()))])
+        .commit(vec![Write::put(key.clone(), b"over tls".to_vec())])
         .await
         .unwrap();
     assert!(format!("{postgres:?}").contains("tls: true"));

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use durable_common::{Tally, decode_tally, key, unique};
 use peeper::OnStop;
-use peeper::store::{Key, Redb, Storage, Store, StoreError};
+use peeper::store::{Key, Redb, Storage, Store, StoreError, Write};
 
 const ROUNDS: u64 = 100;
 
@@ -75,7 +75,7 @@ async fn the_file_reopens_right_after_the_last_storage_is_dropped_x100() {
         if i > 0 {
             assert_eq!(redb.keys(Some("round")).await.unwrap(), [round_key(i - 1)]);
         }
-        redb.commit(vec![(round_key(i), Some(i.to_le_bytes().to_vec()))])
+        redb.commit(vec![Write::put(round_key(i), i.to_le_bytes().to_vec())])
             .await
             .unwrap();
         let storage = Storage::new(redb);

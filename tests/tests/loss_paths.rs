@@ -97,7 +97,7 @@ impl Store for Shared {
                 lock(&self.0.log).push(Seen::Failed);
                 return Err(StoreError::backend("scripted failure"));
             }
-            let keys = batch.iter().map(|(key, _)| key.to_string()).collect();
+            let keys = batch.iter().map(|write| write.key.to_string()).collect();
             self.0.memory.commit(batch).await?;
             lock(&self.0.log).push(Seen::Commit(keys));
             Ok(())

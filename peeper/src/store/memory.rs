@@ -12,15 +12,15 @@ use super::{BoxFuture, Key, Store, StoreError, Write};
 /// full or read-only store.
 ///
 /// ```
-/// use peeper::store::{Key, Memory, Store};
+/// use peeper::store::{Key, Memory, Store, Write};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let memory = Memory::new();
 /// memory.fail_writes(Some("disk full"));
-/// let failed = memory.commit(vec![(Key::new("k", "a"), Some(vec![1]))]).await;
+/// let failed = memory.commit(vec![Write::put(Key::new("k", "a"), vec![1])]).await;
 /// assert_eq!(failed.unwrap_err().to_string(), "the store failed: disk full");
 /// memory.fail_writes(None);
-/// assert!(memory.commit(vec![(Key::new("k", "a"), Some(vec![1]))]).await.is_ok());
+/// assert!(memory.commit(vec![Write::put(Key::new("k", "a"), vec![1])]).await.is_ok());
 /// # }
 /// ```
 #[derive(Debug, Clone, Default)]
@@ -68,10 +68,10 @@ impl Store for Memory {
         let outcome = match &inner.failure {
             Some(failure) => Err(StoreError::backend(failure)),
             None => {
-                for (key, bytes) in batch {
-                    match bytes {
-                        Some(bytes) => inner.entries.insert(key, bytes),
-                        None => inner.entries.remove(&key),
+                for write in batch {
+                    match write.bytes {
+                        Some(bytes) => inner.entries.insert(write.key, bytes),
+                        None => inner.entries.remove(&write.key),
                     };
                 }
                 Ok(())

@@ -210,8 +210,64 @@ impl StoreError {
     }
 }
 
-/// One write of a batch: the new bytes of a key, or `None` to delete it.
-pub type Write = (Key, Option<Vec<u8>>);
+/// One write of a batch: the new bytes of a key, or `None` to delete it, and the claim of the
+/// server that made it.
+///
+/// A store that fences ([`Postgres`]) applies a write only while the claim it was made under is
+/// still the one it holds: a write submitted by a server whose claim was given up (its start was
+/// dropped) or taken over is refused, even when it reaches the store after a newer claim of the
+/// same key. Stores that one process owns ignore the claim.
+///
+/// ```
+/// use peeper::store::{Claim, Key, Write};
+///
+/// let put = Write::put(Key::new("counter", "a"), b"bytes".to_vec());
+/// assert_eq!(put.bytes.as_deref(), Some(&b"bytes"[..]));
+/// assert_eq!(put.claim, None); // made outside any server: the store's own lease decides
+/// let delete = Write::delete(Key::new("counter", "a")).under(Claim::new(7));
+/// assert_eq!((delete.bytes, delete.claim), (None, Some(Claim::new(7))));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Write {
+    /// The key written.
+    pub key: Key,
+    /// The new bytes, or `None` to delete the key.
+    pub bytes: Option<Vec<u8>>,
+    /// The claim of the server that made the write ([`Store::claim`]); `None` for a write made
+    /// outside any server ([`Storage::delete`]), which a fencing store checks against whatever
+    /// lease it holds on the key now.
+    pub claim: Option<Claim>,
+}
+
+impl Write {
+    /// Stores `bytes` under `key`.
+    #[must_use]
+    pub fn put(key: Key, bytes: Vec<u8>) -> Self {
+        Write {
+            key,
+            bytes: Some(bytes),
+            claim: None,
+        }
+    }
+
+    /// Deletes `key`.
+    #[must_use]
+    pub fn delete(key: Key) -> Self {
+        Write {
+            key,
+            bytes: None,
+            claim: None,
+        }
+    }
+
+    /// The same write, made under `claim`.
+    #[must_use]
+    pub fn under(mut self, claim: Claim) -> Self {
+        self.claim = Some(claim);
+        self
+    }
+}
 
 /// A storage backend. Implement it to keep state somewhere else; it is object-safe, so a
 /// [`Storage`] can be chosen at run time.
@@ -221,11 +277,11 @@ pub type Write = (Key, Option<Vec<u8>>);
 /// returns `Err`, none is applied.
 ///
 /// ```
-/// use peeper::store::{Memory, Store, Key};
+/// use peeper::store::{Memory, Store, Key, Write};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), peeper::store::StoreError> {
 /// let memory = Memory::new();
-/// memory.commit(vec![(Key::new("k", "a"), Some(b"bytes".to_vec()))]).await?;
+/// memory.commit(vec![Write::put(Key::new("k", "a"), b"bytes".to_vec())]).await?;
 /// assert_eq!(memory.read(&Key::new("k", "a")).await?, Some(b"bytes".to_vec()));
 /// assert_eq!(memory.keys(Some("k")).await?, [Key::new("k", "a")]);
 /// # Ok(()) }
@@ -382,7 +438,7 @@ impl Storage {
     /// # Errors
     /// [`StoreError::Backend`]; [`StoreError::Closed`] after [`close`](Storage::close).
     pub async fn delete(&self, key: &Key) -> Result<(), StoreError> {
-        self.submit(key.clone(), None).await
+        self.submit(Write::delete(key.clone())).await
     }
 
     /// Closes the storage, and with it every clone: commits every write submitted before the
@@ -452,10 +508,9 @@ impl Storage {
     /// Submits a write to the group-commit writer and waits for the commit that carries it.
     pub(crate) fn submit(
         &self,
-        key: Key,
-        bytes: Option<Vec<u8>>,
+        write: Write,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
-        self.inner.writer.submit(key, bytes)
+        self.inner.writer.submit(write)
     }
 
     /// How many commits the writer has made: a measure of batching (writes / commits).

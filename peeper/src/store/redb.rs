@@ -160,7 +160,7 @@ impl Store for Redb {
             let write = db.begin_write()?;
             {
                 let mut table = write.open_table(STATES)?;
-                for (key, bytes) in &batch {
+                for Write { key, bytes, .. } in &batch {
                     let key = (key.kind.as_str(), key.name.as_str());
                     match bytes {
                         Some(bytes) => drop(table.insert(key, bytes.as_slice())?),

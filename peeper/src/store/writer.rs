@@ -2,7 +2,9 @@
 //!
 //! Submitting is synchronous (a lock, a map insert, a wake-up), so the order in which a server
 //! submits its states is the order they reach the map, and a later state of a key replaces an
-//! earlier one that has not been committed yet. The task takes everything pending, commits it in
+//! earlier one that has not been committed yet. Only a write of the same claim replaces another:
+//! a server's write pending when a newer claim of its key writes (the server's start was dropped,
+//! and a new start claimed the key) is refused as fenced, never committed under the newer claim. The task takes everything pending, commits it in
 //! one transaction, answers every waiter of that round, and goes again while anything is pending:
 //! under load, each round carries what arrived during the previous commit.
 //!
@@ -28,7 +30,7 @@ type Waiter = oneshot::Sender<Result<(), StoreError>>;
 struct Pending {
     /// Keys in the order they were first submitted since their last commit.
     order: VecDeque<Key>,
-    writes: HashMap<Key, (Option<Vec<u8>>, Vec<Waiter>)>,
+    writes: HashMap<Key, (Write, Vec<Waiter>)>,
     /// Set once by closing (or dropping) the storage: new writes are refused, and the task ends
     /// once everything pending is committed. Under the same lock as the writes, so that the task
     /// never sees "closed and nothing pending" while a write it should commit is on its way in.
@@ -44,9 +46,9 @@ impl Pending {
             let Some(key) = self.order.pop_front() else {
                 break;
             };
-            if let Some((bytes, waiting)) = self.writes.remove(&key) {
-                waiters.push((key.clone(), waiting));
-                batch.push((key, bytes));
+            if let Some((write, waiting)) = self.writes.remove(&key) {
+                waiters.push((key, waiting));
+                batch.push(write);
             }
         }
         (batch, waiters)
@@ -77,6 +79,34 @@ impl Shared {
         self.last_rounds
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// How a new write of a key relates to the one queued for it.
+enum Supersedes {
+    /// Made under the same claim (or one of them under none): the new one replaces the queued.
+    Same,
+    /// The queued write was made under an older claim: it is refused, the new one takes its place.
+    Stale,
+    /// The new write was made under an older claim than the queued one: it is refused.
+    Superseded,
+}
+
+impl Supersedes {
+    fn of(new: &Write, queued: &Write) -> Self {
+        match (new.claim, queued.claim) {
+            (Some(new), Some(queued)) if new.epoch > queued.epoch => Supersedes::Stale,
+            (Some(new), Some(queued)) if new.epoch < queued.epoch => Supersedes::Superseded,
+            _ => Supersedes::Same,
+        }
+    }
+}
+
+/// What a write made under a claim that a newer one replaced gets: the owner is not known here.
+fn fenced(key: &Key) -> StoreError {
+    StoreError::Fenced {
+        key: key.clone(),
+        owner: None,
     }
 }
 
@@ -111,8 +141,7 @@ impl Writer {
 
     pub(crate) fn submit(
         &self,
-        key: Key,
-        bytes: Option<Vec<u8>>,
+        write: Write,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
         let (waiter, committed) = oneshot::channel();
         let answer = async move { committed.await.unwrap_or(Err(StoreError::Closed)) };
@@ -122,15 +151,32 @@ impl Writer {
                 // The sender is dropped here: `answer` is `Closed`.
                 return answer;
             }
-            match pending.writes.get_mut(&key) {
-                // Not committed yet: the newer bytes replace the older ones, for both waiters.
-                Some((pending_bytes, waiters)) => {
-                    *pending_bytes = bytes;
-                    waiters.push(waiter);
-                }
+            match pending.writes.get_mut(&write.key) {
+                Some((queued, waiters)) => match Supersedes::of(&write, queued) {
+                    // Not committed yet: the newer bytes replace the older ones, for both waiters.
+                    Supersedes::Same => {
+                        queued.bytes = write.bytes;
+                        queued.claim = queued.claim.or(write.claim);
+                        waiters.push(waiter);
+                    }
+                    // A newer claim of the key writes: the queued write's server lost its claim,
+                    // and its write must not land under the newer one.
+                    Supersedes::Stale => {
+                        let key = write.key.clone();
+                        for stale in std::mem::replace(waiters, vec![waiter]) {
+                            let _ = stale.send(Err(fenced(&key)));
+                        }
+                        *queued = write;
+                    }
+                    Supersedes::Superseded => {
+                        let _ = waiter.send(Err(fenced(&write.key)));
+                    }
+                },
                 None => {
-                    pending.order.push_back(key.clone());
-                    pending.writes.insert(key, (bytes, vec![waiter]));
+                    pending.order.push_back(write.key.clone());
+                    pending
+                        .writes
+                        .insert(write.key.clone(), (write, vec![waiter]));
                 }
             }
         }
@@ -358,11 +404,34 @@ mod tests {
         }
     }
 
+    /// Writes of one key coalesce only under one claim: a queued write of an older claim is
+    /// refused when a newer claim writes, and a write of an older claim arriving after a newer
+    /// one is refused at once; neither lands.
+    #[tokio::test]
+    async fn a_write_of_an_older_claim_is_refused_not_merged() {
+        use super::super::Claim;
+        let (storage, watch) = watched(Semaphore::MAX_PERMITS);
+        // Nothing runs between these submits (one thread, no await): all three meet in the queue.
+        let older = storage.submit(Write::put(key("a"), vec![1]).under(Claim::new(1)));
+        let newer = storage.submit(Write::put(key("a"), vec![2]).under(Claim::new(2)));
+        let late = storage.submit(Write::put(key("a"), vec![3]).under(Claim::new(1)));
+        let same = storage.submit(Write::put(key("a"), vec![4]).under(Claim::new(2)));
+        let fenced = |outcome: Result<(), StoreError>| {
+            matches!(outcome, Err(StoreError::Fenced { key: k, owner: None }) if k == key("a"))
+        };
+        assert!(fenced(older.await));
+        assert!(fenced(late.await));
+        assert_eq!(newer.await, Ok(()));
+        assert_eq!(same.await, Ok(()));
+        assert_eq!(watch.memory.read(&key("a")).await, Ok(Some(vec![4])));
+        assert_eq!(storage.commits(), 1, "the writes of one claim were merged");
+    }
+
     #[tokio::test]
     async fn dropping_the_last_storage_between_rounds_drops_the_backend_at_once() {
         let (storage, watch) = watched(Semaphore::MAX_PERMITS);
         storage
-            .submit(key("a"), Some(vec![1]))
+            .submit(Write::put(key("a"), vec![1]))
             .await
             .expect("committed");
         let clone = storage.clone();
@@ -376,9 +445,9 @@ mod tests {
     #[tokio::test]
     async fn writes_pending_when_the_last_storage_is_dropped_are_still_committed() {
         let (storage, watch) = watched(0);
-        let first = storage.submit(key("a"), Some(vec![1]));
+        let first = storage.submit(Write::put(key("a"), vec![1]));
         settle().await; // The task is in its commit of `a`, waiting for a permit.
-        let second = storage.submit(key("b"), Some(vec![2]));
+        let second = storage.submit(Write::put(key("b"), vec![2]));
         drop(storage);
         settle().await;
         assert!(
@@ -400,12 +469,12 @@ mod tests {
     async fn close_commits_what_is_pending_then_refuses_everything() {
         let (storage, watch) = watched(0);
         let clone = storage.clone();
-        let written = storage.submit(key("a"), Some(vec![1]));
+        let written = storage.submit(Write::put(key("a"), vec![1]));
         let closing = tokio::spawn(async move { storage.close().await });
         settle().await;
         assert!(!closing.is_finished(), "waits for the pending commit");
         assert_eq!(
-            clone.submit(key("b"), Some(vec![2])).await,
+            clone.submit(Write::put(key("b"), vec![2])).await,
             Err(StoreError::Closed),
             "refused once the close began"
         );
@@ -429,7 +498,7 @@ mod tests {
     async fn close_reports_a_commit_that_failed_while_flushing() {
         let (storage, watch) = watched(Semaphore::MAX_PERMITS);
         watch.memory.fail_writes(Some("disk full"));
-        let written = storage.submit(key("a"), Some(vec![1]));
+        let written = storage.submit(Write::put(key("a"), vec![1]));
         let failed = Err(StoreError::backend("disk full"));
         assert_eq!(storage.close().await, failed);
         assert_eq!(written.await, failed);
@@ -440,7 +509,7 @@ mod tests {
     async fn close_reports_a_commit_in_flight_that_fails() {
         let (storage, watch) = watched(0);
         watch.memory.fail_writes(Some("disk full"));
-        let written = storage.submit(key("a"), Some(vec![1]));
+        let written = storage.submit(Write::put(key("a"), vec![1]));
         settle().await; // In its commit, waiting for a permit.
         let closing = tokio::spawn(async move { storage.close().await });
         settle().await;

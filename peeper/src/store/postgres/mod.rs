@@ -584,28 +584,38 @@ impl Postgres {
         }
     }
 
-    /// Applies the writes this session may make; returns the keys applied.
+    /// The epoch each write of `batch` is made under: the lease this handle holds on its key,
+    /// if the write was made under that very claim (or under none). A write whose claim was given
+    /// up or replaced gets -1, which no lease row has: it is refused.
+    fn epochs(&self, batch: &[Write]) -> Vec<i64> {
+        let leases = self.leases();
+        batch
+            .iter()
+            .map(|write| {
+                leases
+                    .held
+                    .get(&write.key)
+                    .filter(|held| {
+                        write
+                            .claim
+                            .is_none_or(|claim| i64::try_from(claim.epoch) == Ok(held.epoch))
+                    })
+                    .map_or(-1, |held| held.epoch)
+            })
+            .collect()
+    }
+
+    /// Applies the writes this session may make under the `epochs` of [`epochs`](Self::epochs);
+    /// returns the keys applied.
     async fn write(
         &self,
         client: &impl GenericClient,
         batch: &[Write],
+        epochs: &[i64],
     ) -> Result<HashSet<Key>, StoreError> {
-        let (mut kinds, mut names, mut states, mut epochs) = (
-            Vec::with_capacity(batch.len()),
-            Vec::with_capacity(batch.len()),
-            Vec::with_capacity(batch.len()),
-            Vec::with_capacity(batch.len()),
-        );
-        {
-            let leases = self.leases();
-            for (key, bytes) in batch {
-                kinds.push(key.kind.as_str());
-                names.push(key.name.as_str());
-                states.push(bytes.as_deref());
-                // No lease, no write: -1 is no epoch the sequence hands out.
-                epochs.push(leases.held.get(key).map_or(-1, |held| held.epoch));
-            }
-        }
+        let kinds: Vec<&str> = batch.iter().map(|write| write.key.kind.as_str()).collect();
+        let names: Vec<&str> = batch.iter().map(|write| write.key.name.as_str()).collect();
+        let states: Vec<Option<&[u8]>> = batch.iter().map(|write| write.bytes.as_deref()).collect();
         let statement = client
             .prepare_cached(&self.inner.sql.write)
             .await
@@ -621,26 +631,36 @@ impl Postgres {
     }
 
     /// The writes of `batch` not in `applied`, each with its [`StoreError::Fenced`] naming the
-    /// lease's owner now. Their leases are gone from this handle.
+    /// lease's owner now. The leases they were refused under are gone from this handle (a newer
+    /// claim of the same key, made since, stays).
     async fn refusals(
         &self,
         batch: Vec<Write>,
+        epochs: &[i64],
         applied: &HashSet<Key>,
     ) -> Result<Vec<(Key, StoreError)>, StoreError> {
-        let refused: Vec<Key> = batch
+        let refused: Vec<(Key, i64)> = batch
             .into_iter()
-            .map(|(key, _)| key)
-            .filter(|key| !applied.contains(key))
+            .zip(epochs)
+            .map(|(write, &epoch)| (write.key, epoch))
+            .filter(|(key, _)| !applied.contains(key))
             .collect();
         if refused.is_empty() {
             return Ok(Vec::new());
         }
         {
             let mut leases = self.leases();
-            for key in &refused {
-                leases.held.remove(key);
+            for (key, epoch) in &refused {
+                if leases
+                    .held
+                    .get(key)
+                    .is_some_and(|held| held.epoch == *epoch)
+                {
+                    leases.held.remove(key);
+                }
             }
         }
+        let refused: Vec<Key> = refused.into_iter().map(|(key, _)| key).collect();
         let client = self.client().await?;
         let kinds: Vec<&str> = refused.iter().map(|key| key.kind.as_str()).collect();
         let names: Vec<&str> = refused.iter().map(|key| key.name.as_str()).collect();
@@ -691,12 +711,13 @@ impl Store for Postgres {
         Box::pin(async move {
             let mut client = self.client().await?;
             let transaction = client.transaction().await.map_err(backend)?;
-            let applied = self.write(&transaction, &batch).await?;
+            let epochs = self.epochs(&batch);
+            let applied = self.write(&transaction, &batch, &epochs).await?;
             if applied.len() == batch.len() {
                 transaction.commit().await.map_err(backend)
             } else {
                 transaction.rollback().await.map_err(backend)?;
-                let mut refused = self.refusals(batch, &applied).await?;
+                let mut refused = self.refusals(batch, &epochs, &applied).await?;
                 Err(refused.swap_remove(0).1)
             }
         })
@@ -834,12 +855,13 @@ impl Store for Postgres {
         Box::pin(async move {
             // One statement: atomic on its own, no transaction to hold open.
             let client = self.client().await?;
-            let applied = self.write(&client, &batch).await?;
+            let epochs = self.epochs(&batch);
+            let applied = self.write(&client, &batch, &epochs).await?;
             drop(client);
             if applied.len() == batch.len() {
                 return Ok(Vec::new());
             }
-            self.refusals(batch, &applied).await
+            self.refusals(batch, &epochs, &applied).await
         })
     }
 }
