@@ -248,7 +248,9 @@ async fn a_write_of_a_given_up_claim_is_refused_and_leaves_the_new_claim_held() 
     assert!(second.epoch > first.epoch);
 
     let stale = a
-        .commit_owned(vec![Write::put(key.clone(), b"stale".to_vec()).under(first)])
+        .commit_owned(vec![
+            Write::put(key.clone(), b"stale".to_vec()).under(first),
+        ])
         .await
         .unwrap();
     assert!(
@@ -256,11 +258,21 @@ async fn a_write_of_a_given_up_claim_is_refused_and_leaves_the_new_claim_held() 
             if *refused == key && owner.as_str() == "a"),
         "{stale:?}"
     );
-    assert_eq!(a.read(&key).await.unwrap(), None, "nothing of the stale write landed");
-    assert_eq!(a.owned(), std::slice::from_ref(&key), "the newer claim is still held");
-    a.commit(vec![Write::put(key.clone(), b"fresh".to_vec()).under(second)])
-        .await
-        .unwrap();
+    assert_eq!(
+        a.read(&key).await.unwrap(),
+        None,
+        "nothing of the stale write landed"
+    );
+    assert_eq!(
+        a.owned(),
+        std::slice::from_ref(&key),
+        "the newer claim is still held"
+    );
+    a.commit(vec![
+        Write::put(key.clone(), b"fresh".to_vec()).under(second),
+    ])
+    .await
+    .unwrap();
     assert_eq!(a.read(&key).await.unwrap().as_deref(), Some(&b"fresh"[..]));
     // A write made under no claim (`Storage::delete`) goes by the lease held now.
     a.commit(vec![Write::delete(key.clone())]).await.unwrap();

@@ -416,9 +416,7 @@ mod tests {
         let newer = storage.submit(Write::put(key("a"), vec![2]).under(Claim::new(2)));
         let late = storage.submit(Write::put(key("a"), vec![3]).under(Claim::new(1)));
         let same = storage.submit(Write::put(key("a"), vec![4]).under(Claim::new(2)));
-        let fenced = |outcome: Result<(), StoreError>| {
-            matches!(outcome, Err(StoreError::Fenced { key: k, owner: None }) if k == key("a"))
-        };
+        let fenced = |outcome: Result<(), StoreError>| matches!(outcome, Err(StoreError::Fenced { key: k, owner: None }) if k == key("a"));
         assert!(fenced(older.await));
         assert!(fenced(late.await));
         assert_eq!(newer.await, Ok(()));
