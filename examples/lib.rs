@@ -62,3 +62,6 @@ mod book_deploying {}
 
 #[doc = include_str!("../book/src/troubleshooting.md")]
 mod book_troubleshooting {}
+
+#[doc = include_str!("../book/src/retries.md")]
+mod book_retries {}

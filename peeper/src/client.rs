@@ -10,7 +10,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tokio::time::Sleep;
 
-use crate::mailbox::Envelope;
+use crate::mailbox::{Caller, Envelope};
+use crate::retained::{IdempotencyKey, KeyedCall, ReplyCodec, Retainable};
 use crate::{Branch, CallError, Exit, SendError, Server, StopError};
 
 /// How long a call waits for its reply unless told otherwise: 5 seconds, as `GenServer.call/2`.
@@ -78,13 +79,52 @@ impl<S: Server> Client<S> {
         call: S::Call,
         timeout: Duration,
     ) -> Result<S::Reply, CallError> {
+        self.ask(|reply| Envelope::Call { call, reply }, timeout)
+            .await
+    }
+
+    /// The calls of this client, made with an idempotency key: the first call with `key` runs
+    /// its handler, and a retry with the same key (after a timeout, a crash, a restart of the
+    /// process...) gets the first call's reply without running it again. See [`Idempotent`].
+    ///
+    /// ```
+    /// # use peeper::{Context, Server, Tracked};
+    /// # #[derive(Clone, Default)] struct Counter(u64);
+    /// # impl Server for Counter { type Call = u64; type Reply = u64; type Cast = (); type Info = (); type Keep = peeper::keep::Snapshot;
+    /// #   async fn handle_call(s: &mut Tracked<Self>, by: u64, _: &mut Context<Self>) -> u64 { s.0 += by; s.0 }
+    /// #   async fn handle_cast(_: &mut Tracked<Self>, _: (), _: &mut Context<Self>) {} }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let counter = Counter::start(Counter::default()).await?;
+    /// assert_eq!(counter.idempotent("payment-41").call(5).await?, 5);
+    /// assert_eq!(counter.idempotent("payment-41").call(5).await?, 5); // a retry: not applied again
+    /// assert_eq!(counter.call(0).await?, 5);
+    /// assert_eq!(
+    ///     counter.idempotent("payment-41").call(6).await,
+    ///     Err(peeper::CallError::KeyReused { key: "payment-41".into() }),
+    /// );
+    /// # Ok(()) }
+    /// ```
+    pub fn idempotent(&self, key: impl Into<IdempotencyKey>) -> Idempotent<'_, S> {
+        Idempotent {
+            client: self,
+            key: key.into(),
+            timeout: DEFAULT_CALL_TIMEOUT,
+        }
+    }
+
+    /// Sends the envelope `make` builds around the reply's sender, and waits up to `timeout`.
+    async fn ask(
+        &self,
+        make: impl FnOnce(Caller<S>) -> Envelope<S>,
+        timeout: Duration,
+    ) -> Result<S::Reply, CallError> {
         // From its own handler, the call would wait for the handler that makes it.
         if crate::handling::is_handling(self.branch.id()) {
             return Err(CallError::CallingSelf);
         }
         let (reply, answer) = oneshot::channel();
         self.branch
-            .send_waking(|| self.mailbox.send(Envelope::Call { call, reply }))
+            .send_waking(|| self.mailbox.send(make(reply)))
             .map_err(|_| CallError::Stopped(self.branch.exit_or_normal()))?;
         match (Answer {
             answer,
@@ -224,6 +264,110 @@ impl<S: Server> fmt::Debug for Client<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("branch", &self.branch)
+            .finish()
+    }
+}
+
+/// The calls of a [`Client`] made with one idempotency key, from [`Client::idempotent`].
+///
+/// The first call with the key, to this server, runs its handler; its reply is recorded with the
+/// state the handler left (for a durable server, in the same commit), and every later call with
+/// the key gets that reply without running the handler again: after a timeout, a crash of the
+/// worker, a kill, a hibernation, a handoff, or (for a durable server) a restart of the process.
+/// A call whose handler crashed recorded nothing: its retry runs the handler again. A key reused
+/// with another message is refused ([`CallError::KeyReused`]). Records are kept for a window
+/// and up to a number per server ([`Builder::retain_replies`](crate::Builder::retain_replies)).
+///
+/// The message must be `Serialize` (it is compared by a digest) and the reply `Serialize` and
+/// `Deserialize` (it is recorded); the typed client of `#[peeper::server]` has the same methods
+/// per handler (`client.idempotent(key).add(item)`).
+#[must_use = "these methods send nothing until one of them is called"]
+pub struct Idempotent<'client, S: Server> {
+    client: &'client Client<S>,
+    key: IdempotencyKey,
+    timeout: Duration,
+}
+
+impl<S: Server> Idempotent<'_, S> {
+    /// The same calls with a timeout other than the default 5 s. A timed-out call may have been
+    /// applied: retry it with the same key to find out.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The key.
+    #[must_use]
+    pub fn key(&self) -> &IdempotencyKey {
+        &self.key
+    }
+
+    /// Sends a call with the key and waits for its reply (or the recorded one).
+    ///
+    /// # Errors
+    /// As [`Client::call`], and [`CallError::KeyReused`].
+    pub async fn call(&self, call: S::Call) -> Result<S::Reply, CallError>
+    where
+        S::Call: serde::Serialize,
+        S::Reply: Retainable,
+    {
+        let digest = crate::retained::digest("", &call);
+        let codec = ReplyCodec {
+            encode: crate::retained::encode_reply::<S::Reply>,
+            decode: crate::retained::decode_reply::<S::Reply>,
+        };
+        self.send(call, digest, codec).await
+    }
+
+    /// What the typed client's keyed methods call: the digest of the message and how to record
+    /// the reply come from the handler's own types.
+    #[doc(hidden)]
+    pub async fn __call(
+        &self,
+        call: S::Call,
+        digest: u64,
+        encode: fn(&S::Reply) -> Result<Vec<u8>, String>,
+        decode: fn(&[u8]) -> Result<S::Reply, String>,
+    ) -> Result<S::Reply, CallError> {
+        self.send(call, digest, ReplyCodec { encode, decode }).await
+    }
+
+    async fn send(
+        &self,
+        call: S::Call,
+        digest: u64,
+        codec: ReplyCodec<S>,
+    ) -> Result<S::Reply, CallError> {
+        let key = self.key.clone();
+        let make = |reply| {
+            Envelope::Keyed(Box::new(KeyedCall {
+                call,
+                reply,
+                key,
+                digest,
+                codec,
+            }))
+        };
+        self.client.ask(make, self.timeout).await
+    }
+}
+
+impl<S: Server> Clone for Idempotent<'_, S> {
+    fn clone(&self) -> Self {
+        Idempotent {
+            client: self.client,
+            key: self.key.clone(),
+            timeout: self.timeout,
+        }
+    }
+}
+
+impl<S: Server> fmt::Debug for Idempotent<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Idempotent")
+            .field("client", self.client)
+            .field("key", &self.key)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }

@@ -132,6 +132,7 @@ impl<S> Durable<S> {
         branch: &Branch,
         key: &Key,
         bytes: Vec<u8>,
+        records: crate::retained::Changes,
     ) -> Result<(), StoreError> {
         const FIRST_PAUSE: Duration = Duration::from_millis(10);
         const LONGEST_PAUSE: Duration = Duration::from_secs(1);
@@ -139,7 +140,8 @@ impl<S> Durable<S> {
         let mut pause = FIRST_PAUSE;
         let mut failures = 0_u32;
         loop {
-            let write = self.write(key.clone(), Some(bytes.clone()));
+            let mut write = self.write(key.clone(), Some(bytes.clone()));
+            write.retained.clone_from(&records);
             let error = match self.storage.submit(write).await {
                 Ok(()) => return Ok(()),
                 Err(error) => error,

@@ -53,6 +53,17 @@ pub enum CallError {
     /// dropped without a reply. The handler had completed: its state is kept.
     #[error("the handler took the reply handle and dropped it without replying")]
     ReplyDropped,
+    /// A call made with an idempotency key ([`Client::idempotent`](crate::Client::idempotent))
+    /// carried a key that an earlier call to this server used with a different message (another
+    /// handler, or other arguments). Nothing ran: the earlier call's record stands. Use a new
+    /// key for a new request.
+    #[error(
+        "the idempotency key `{key}` was used before with a different message; nothing was applied"
+    )]
+    KeyReused {
+        /// The key.
+        key: String,
+    },
 }
 
 /// Why a cast, an info message or a delayed message could not be queued.

@@ -18,6 +18,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use crate::exit::panic_message;
 use crate::keep::Keep;
 use crate::mailbox::Envelope;
+use crate::retained::Retained;
 use crate::{Exit, Listener, Server, Tracked};
 
 /// What a strategy keeps for server `S`.
@@ -40,6 +41,9 @@ pub(crate) struct Cell<S: Server> {
     /// with it (its request was consumed with the `Stop` message).
     pub(crate) stopping: Option<Exit>,
     pub(crate) mailbox: mpsc::UnboundedReceiver<Envelope<S>>,
+    /// The records of calls made with an idempotency key, from the first such call on: they
+    /// survive a crash of the worker as the kept state does.
+    pub(crate) retained: Option<Box<Retained>>,
 }
 
 impl<S: Server> Cell<S> {
@@ -56,6 +60,7 @@ impl<S: Server> Cell<S> {
             needs_restore: false,
             stopping: None,
             mailbox,
+            retained: None,
         }
     }
 

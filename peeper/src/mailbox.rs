@@ -5,6 +5,7 @@
 //! messages down with it; its sending end lives in every [`Client`](crate::Client).
 
 use crate::reply::Sender;
+use crate::retained::KeyedCall;
 use crate::{CallError, Exit, Server};
 
 /// Where a call's reply goes (see [`Sender`]).
@@ -15,6 +16,8 @@ pub(crate) enum Envelope<S: Server> {
         call: S::Call,
         reply: Caller<S>,
     },
+    /// A call made with an idempotency key. Boxed: rarer, and larger than a call.
+    Keyed(Box<KeyedCall<S>>),
     Cast(S::Cast),
     Info(S::Info),
     /// End the branch once everything queued before it is handled. Boxed: the exit is large and
@@ -27,9 +30,12 @@ pub(crate) enum Envelope<S: Server> {
 impl<S: Server> Envelope<S> {
     /// Answers a message that will never be handled because the branch ended with `exit`.
     pub(crate) fn refuse(self, exit: &Exit) {
-        if let Envelope::Call { reply, .. } = self {
-            // The caller may have given up already; nobody else is owed the refusal.
-            let _ = reply.send(Err(Box::new(CallError::Stopped(exit.clone()))));
-        }
+        let reply = match self {
+            Envelope::Call { reply, .. } => reply,
+            Envelope::Keyed(keyed) => keyed.reply,
+            _ => return,
+        };
+        // The caller may have given up already; nobody else is owed the refusal.
+        let _ = reply.send(Err(Box::new(CallError::Stopped(exit.clone()))));
     }
 }

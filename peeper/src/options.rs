@@ -47,6 +47,7 @@ pub(crate) struct Options {
     pub(crate) idle_after: Option<Duration>,
     pub(crate) listener_backlog: usize,
     pub(crate) start_timeout: Option<Duration>,
+    pub(crate) retention: crate::retained::Retention,
 }
 
 /// When a durable server writes its state (see [`Builder::store`]).
@@ -106,6 +107,7 @@ impl Default for Options {
             on_stop: OnStop::default(),
             idle_after: None,
             listener_backlog: crate::keeper::DEFAULT_LISTENER_BACKLOG,
+            retention: crate::retained::Retention::default(),
             start_timeout: None,
         }
     }
@@ -251,6 +253,35 @@ impl<S: Server, C: From<Client<S>>> Builder<S, C> {
     /// with nothing lost. Needs [`store`](Builder::store).
     pub fn idle_after(mut self, idle: Duration) -> Self {
         self.options.idle_after = Some(idle);
+        self
+    }
+
+    /// How long the reply of a call made with an idempotency key is kept to answer its retries
+    /// (24 h by default, [`DEFAULT_RETENTION`](crate::DEFAULT_RETENTION)), and how many such
+    /// replies the server keeps at most (10,000 by default,
+    /// [`DEFAULT_RETAINED_MAX`](crate::DEFAULT_RETAINED_MAX); at least 1): past either, the
+    /// oldest record is forgotten, and a retry with its key runs the handler again. Costs
+    /// nothing per call: only the oldest records are looked at.
+    ///
+    /// ```
+    /// # #[derive(Clone, Default)] struct Cart(Vec<String>);
+    /// # #[peeper::server] impl Cart { #[call] fn add(&mut self, item: String) -> usize { self.0.push(item); self.0.len() } }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    ///
+    /// let cart = Cart::builder(Cart::default())
+    ///     .retain_replies(Duration::from_secs(3600), 1_000)
+    ///     .start()
+    ///     .await?;
+    /// assert_eq!(cart.idempotent("req-1").add("tea".into()).await?, 1);
+    /// assert_eq!(cart.idempotent("req-1").add("tea".into()).await?, 1); // a retry: not applied again
+    /// # Ok(()) }
+    /// ```
+    pub fn retain_replies(mut self, window: Duration, max: usize) -> Self {
+        self.options.retention = crate::retained::Retention {
+            window,
+            max: max.max(1),
+        };
         self
     }
 

@@ -412,6 +412,7 @@ impl<S: Server> Supervisor<S> {
                 changes: self.changes.clone(),
                 persistence,
                 idle_after: self.options.idle_after,
+                retention: self.options.retention,
             };
             let mut running = tokio::spawn(worker.run(guard));
             let end = loop {
@@ -604,8 +605,16 @@ impl<S: Server> Supervisor<S> {
                 } else {
                     // Every other end keeps the state for the next start: make sure the last one
                     // is there (a batched write may be pending).
+                    // With the records of keyed calls not written yet.
+                    let records = cell
+                        .retained
+                        .as_deref()
+                        .map(|retained| retained.unwritten.take())
+                        .unwrap_or_default();
                     match durable.encode(&key, &cell.live) {
-                        Ok(bytes) => Box::pin(durable.store_last(&branch, &key, bytes)).await,
+                        Ok(bytes) => {
+                            Box::pin(durable.store_last(&branch, &key, bytes, records)).await
+                        }
                         Err(error) => Err(error),
                     }
                 };

@@ -20,6 +20,7 @@ use crate::handling::Handling;
 use crate::keeper::{Cell, Changes};
 use crate::mailbox::{Caller, Envelope};
 use crate::reply::Gate;
+use crate::retained::{Found, KeyedCall, Retained, Retention, Unwritten};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -54,6 +55,8 @@ pub(crate) struct Worker<S: Server> {
     pub(crate) persistence: Option<Persistence<S>>,
     /// Hibernate after this long without a message.
     pub(crate) idle_after: Option<Duration>,
+    /// How long, and how many, replies of keyed calls are kept.
+    pub(crate) retention: Retention,
 }
 
 /// A durable worker's link to its store.
@@ -88,9 +91,10 @@ impl<S: Server> Persistence<S> {
     fn changed(
         &mut self,
         state: &S,
+        records: Option<&Unwritten>,
     ) -> Option<impl Future<Output = Result<(), StoreError>> + Send + 'static> {
         match self.policy {
-            WritePolicy::Through => Some(self.write(state)),
+            WritePolicy::Through => Some(self.write(state, records)),
             WritePolicy::Batched(_) => {
                 self.unwritten_since.get_or_insert_with(Instant::now);
                 None
@@ -111,27 +115,47 @@ impl<S: Server> Persistence<S> {
     fn flush(
         &mut self,
         state: &S,
+        records: Option<&Unwritten>,
     ) -> Option<impl Future<Output = Result<(), StoreError>> + Send + 'static> {
         let behind = self.behind.load(Ordering::Relaxed);
-        (self.unwritten_since.is_some() || behind).then(|| self.write(state))
+        let recorded = records.is_some_and(|records| !records.is_empty());
+        (self.unwritten_since.is_some() || behind || recorded).then(|| self.write(state, records))
     }
 
+    /// Writes the state, with the records of keyed calls not written yet (put back for the next
+    /// write if this one fails: they never reach the store without their state, nor are lost).
     fn write(
         &mut self,
         state: &S,
+        records: Option<&Unwritten>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
         self.unwritten_since = None;
         // One worker awaits each write before it makes the next: the flag follows the last one.
         self.behind.store(true, Ordering::Relaxed);
         let behind = Arc::clone(&self.behind);
-        let submitted = self.durable.encode(&self.key, state).map(|bytes| {
-            let write = self.durable.write(self.key.clone(), Some(bytes));
+        let encoded = self.durable.encode(&self.key, state);
+        let carried = records.map(|records| (records.clone(), records.take()));
+        let submitted = encoded.map(|bytes| {
+            let mut write = self.durable.write(self.key.clone(), Some(bytes));
+            if let Some((_, changes)) = &carried {
+                write.retained.clone_from(changes);
+            }
             self.durable.storage.submit(write)
         });
         async move {
-            submitted?.await?;
-            behind.store(false, Ordering::Relaxed);
-            Ok(())
+            let written = match submitted {
+                Ok(submitted) => submitted.await,
+                Err(error) => Err(error),
+            };
+            match written {
+                Ok(()) => behind.store(false, Ordering::Relaxed),
+                Err(_) => {
+                    if let Some((records, changes)) = carried {
+                        records.put_back(changes);
+                    }
+                }
+            }
+            written
         }
     }
 }
@@ -203,7 +227,7 @@ impl<S: Server> Worker<S> {
         let mut persistence = self.persistence.map(Box::new);
         let written = persistence
             .as_mut()
-            .map(|persistence| Box::pin(persistence.write(&cell.live)));
+            .map(|persistence| Box::pin(persistence.write(&cell.live, unwritten(&cell.retained))));
         if let Some(written) = written {
             let written = written.await;
             if let Some(exit) = fenced(&written) {
@@ -262,7 +286,9 @@ impl<S: Server> Worker<S> {
                                     last_message = Instant::now();
                                     continue 'messages;
                                 };
-                                let flush = persistence.flush(&cell.live).map(Box::pin);
+                                let flush = persistence
+                                    .flush(&cell.live, unwritten(&cell.retained))
+                                    .map(Box::pin);
                                 let flushed = match flush {
                                     Some(flush) => flush.await,
                                     None => Ok(()),
@@ -315,7 +341,11 @@ impl<S: Server> Worker<S> {
                             // Submitted now, synchronously: from here on the change is kept and on
                             // its way to the store, so the reply is owed whatever happens to this
                             // worker (see `CommittedReply`).
-                            let write = store_if_changed(&mut persistence, &cell.live);
+                            let write = store_if_changed(
+                                &mut persistence,
+                                &cell.live,
+                                unwritten(&cell.retained),
+                            );
                             // Written: the common write below must not write it again.
                             cell.live.reset();
                             let stored = Box::pin(
@@ -331,6 +361,22 @@ impl<S: Server> Worker<S> {
                             answer.crashed(&exit);
                             Err(exit)
                         }
+                    }
+                }
+                Job::Message(Envelope::Keyed(keyed)) => {
+                    let keyed = Self::keyed(
+                        &self.client,
+                        self.retention,
+                        cell,
+                        changes,
+                        &mut ctx,
+                        &mut persistence,
+                        *keyed,
+                    );
+                    match Box::pin(keyed).await {
+                        Keyed::Done => Ok(()),
+                        Keyed::Crashed(exit) => Err(exit),
+                        Keyed::Fenced(exit) => return WorkerEnd::Stopped(exit),
                     }
                 }
                 Job::Message(Envelope::Cast(cast)) | Job::Continue(cast) => {
@@ -364,7 +410,12 @@ impl<S: Server> Worker<S> {
             timeout_at = ctx.take_timeout().map(|timeout| Instant::now() + timeout);
             // Checked first: building the store's future costs a copy per message for nothing.
             if persistence.is_some() {
-                let stored = Box::pin(store_if_changed(&mut persistence, &cell.live)).await;
+                let stored = Box::pin(store_if_changed(
+                    &mut persistence,
+                    &cell.live,
+                    unwritten(&cell.retained),
+                ))
+                .await;
                 if let Some(exit) = fenced(&stored) {
                     return WorkerEnd::Stopped(exit);
                 }
@@ -379,6 +430,155 @@ impl<S: Server> Worker<S> {
                 return WorkerEnd::Stopped(reason);
             }
         }
+    }
+}
+
+/// How a keyed call went, for the worker loop.
+enum Keyed {
+    Done,
+    /// Its handler crashed (the caller was told).
+    Crashed(Exit),
+    /// A write was refused: another node owns the server.
+    Fenced(Exit),
+}
+
+impl<S: Server> Worker<S> {
+    /// A call made with an idempotency key (see [`retained`](crate::retained)): answered from
+    /// its record if the key was used, else handled as a call whose reply is recorded with the
+    /// state it leaves. Boxed by the caller: it is off the common path.
+    async fn keyed(
+        client: &Client<S>,
+        retention: Retention,
+        cell: &mut Cell<S>,
+        changes: Option<&Changes<S>>,
+        ctx: &mut Context<S>,
+        persistence: &mut Option<Box<Persistence<S>>>,
+        keyed: KeyedCall<S>,
+    ) -> Keyed {
+        let KeyedCall {
+            call,
+            reply,
+            key,
+            digest,
+            codec,
+        } = keyed;
+        let refuse = |reply: Caller<S>, error: CallError| drop(reply.send(Err(Box::new(error))));
+        let retained = cell
+            .retained
+            .get_or_insert_with(|| Box::new(Retained::new(retention, persistence.is_some())));
+        // A durable server reads what its store kept at its first keyed call: a retry after a
+        // restart of the process, a hibernation or a handoff finds the first call's record.
+        if !retained.loaded
+            && let Some(persistence) = persistence.as_deref()
+        {
+            let stored = persistence.durable.storage.retained(&persistence.key).await;
+            if let Err(error) = stored.and_then(|stored| retained.load(&persistence.key, stored)) {
+                refuse(reply, CallError::Store(error));
+                return Keyed::Done;
+            }
+        }
+        retained.expire(Instant::now());
+        match retained.find(&key, digest) {
+            Found::Reused => {
+                refuse(
+                    reply,
+                    CallError::KeyReused {
+                        key: key.to_string(),
+                    },
+                );
+                Keyed::Done
+            }
+            Found::Reply(bytes) => {
+                let answer = (codec.decode)(bytes).map_err(|reason| StoreError::Corrupt {
+                    key: record_key(client.branch(), persistence.as_deref()),
+                    reason: format!("the recorded reply of the keyed call `{key}`: {reason}"),
+                });
+                // A record not committed yet (its write failed) is written before it answers:
+                // a reply always stands for a stored effect.
+                let flush = persistence
+                    .as_deref_mut()
+                    .and_then(|persistence| {
+                        persistence.flush(&cell.live, unwritten(&cell.retained))
+                    })
+                    .map(Box::pin);
+                let stored = match flush {
+                    Some(flush) => flush.await,
+                    None => Ok(()),
+                };
+                if let Some(exit) = fenced(&stored) {
+                    refuse(
+                        reply,
+                        CallError::Store(stored.err().unwrap_or(StoreError::Closed)),
+                    );
+                    return Keyed::Fenced(exit);
+                }
+                let answer = stored
+                    .and(answer)
+                    .map_err(|error| Box::new(CallError::Store(error)));
+                drop(reply.send(answer));
+                Keyed::Done
+            }
+            Found::New => {
+                let branch = client.branch().id();
+                ctx.begin_call(reply);
+                let out = guarded(branch, S::handle_call(&mut cell.live, call, ctx)).await;
+                let answer = ctx.end_call();
+                let value = match settle(cell, changes, out, false) {
+                    Ok(value) => value,
+                    Err(exit) => {
+                        // Nothing recorded: a retry runs the handler again.
+                        answer.crashed(&exit);
+                        return Keyed::Crashed(exit);
+                    }
+                };
+                match (&answer, (codec.encode)(&value)) {
+                    (Answer::Now(_), Ok(bytes)) => {
+                        if let Some(retained) = cell.retained.as_deref_mut() {
+                            retained.insert(&key, digest, bytes);
+                        }
+                    }
+                    (Answer::Now(_), Err(error)) => tracing::error!(
+                        server = client.branch().server(), %key, %error,
+                        "the reply of a keyed call could not be encoded; it is not recorded"
+                    ),
+                    _ => tracing::warn!(
+                        server = client.branch().server(), %key,
+                        "a keyed call whose handler deferred its reply is not recorded"
+                    ),
+                }
+                let Some(owed) = Owed::of(answer, value) else {
+                    return Keyed::Done;
+                };
+                // The record goes with the state, in one write (even when the handler changed
+                // nothing): the reply waits for it as a changing call's does.
+                let write = persistence.as_deref_mut().and_then(|persistence| {
+                    persistence.changed(&cell.live, unwritten(&cell.retained))
+                });
+                cell.live.reset();
+                let Some(write) = write else {
+                    owed.answer(Ok(()));
+                    return Keyed::Done;
+                };
+                let stored = Box::pin(CommittedReply::<S, _>::new(Some(owed), write).send()).await;
+                match fenced(&stored) {
+                    Some(exit) => Keyed::Fenced(exit),
+                    None => Keyed::Done,
+                }
+            }
+        }
+    }
+}
+
+/// The records of keyed calls waiting for the next write of the state, if any were made.
+fn unwritten(retained: &Option<Box<Retained>>) -> Option<&Unwritten> {
+    retained.as_deref().map(|retained| &retained.unwritten)
+}
+
+/// The key a damaged record is reported under: the store's, or the server's name.
+fn record_key<S>(branch: &crate::Branch, persistence: Option<&Persistence<S>>) -> Key {
+    match persistence {
+        Some(persistence) => persistence.key.clone(),
+        None => Key::new(branch.server(), branch.name().unwrap_or_default()),
     }
 }
 
@@ -499,9 +699,10 @@ impl<S: Server, W: Future<Output = Result<(), StoreError>> + Send + 'static> Dro
 fn store_if_changed<S: Server>(
     persistence: &mut Option<Box<Persistence<S>>>,
     live: &Tracked<S>,
+    records: Option<&Unwritten>,
 ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
     let write = match persistence {
-        Some(persistence) if live.changed() => persistence.changed(live),
+        Some(persistence) if live.changed() => persistence.changed(live, records),
         _ => None,
     };
     async move {

@@ -10,6 +10,7 @@
 //! | `start <name>` | `started <name> <count>`, `owned <name> <node>` or `start-error <name> <error>` |
 //! | `pump <name> <ms>` | every `ms`, `ack <name> <count>` for each `add(1)` acknowledged; `err <name> <error>` for a failure; `gone <name> <error>` and it stops pumping when the server has left this node |
 //! | `add <name> <n>` | `added <name> <count>` or `err <name> <error>` |
+//! | `keyed <name> <key> <n>` | `add(n)` with the idempotency key: `keyed <name> <key> <reply>` or `err <name> <error>` |
 //! | `get <name>` | `count <name> <count>` or `err <name> <error>` |
 //! | `owner <name>` | `owner <name> <node or none>` |
 //! | `transfer <name> <node>` | `transferred <name>` or `transfer-error <name> <error>` |
@@ -197,6 +198,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 .await
                 {
                     Ok(count) => say!("added {name} {count}"),
+                    Err(error) => say!("err {name} {error}"),
+                }
+            }
+            ["keyed", name, key, by] => {
+                let by = by.parse().unwrap_or(1);
+                let key = (*key).to_owned();
+                match call(name, |c| async move { c.idempotent(key).add(by).await }).await {
+                    Ok(count) => say!("keyed {name} {} {count}", words[2]),
                     Err(error) => say!("err {name} {error}"),
                 }
             }

@@ -138,6 +138,55 @@ fn an_owner_killed_mid_stream_is_adopted_with_every_acknowledged_write() {
     rt.block_on(drop_schema(&url, &schema));
 }
 
+/// Retried calls across nodes (`idempotent(key)` on PostgreSQL): a keyed call is answered on
+/// `a`; `a` hands the counter to `b` (a transfer: a graceful handoff), where a retry with the key
+/// gets the first reply without adding again; then `b` is SIGKILLed after another keyed call,
+/// another node adopts the counter once the lease expires, and the retry there gets that call's
+/// reply too.
+/// Each call was applied once: the record travelled with the state, in the same commit.
+#[test]
+fn keyed_calls_retried_after_a_handoff_and_a_node_loss_are_applied_once() {
+    let Some(url) = pg_url() else { return };
+    let schema = schema("keyed");
+    let mut cluster = Cluster::new(&url, &schema);
+    let options = NodeOptions {
+        adopt: true,
+        take_over: true,
+        lease_ms: 1_000,
+        ..NodeOptions::default()
+    };
+    for id in ["a", "b", "c"] {
+        cluster.spawn(id, &options);
+    }
+    cluster.send("a", "start k1");
+    cluster.expect(|node, line| node == "a" && line == "started k1 0");
+    cluster.send("a", "keyed k1 first 5");
+    cluster.expect(|node, line| node == "a" && line == "keyed k1 first 5");
+
+    cluster.send("a", "transfer k1 b");
+    cluster.expect(|node, line| node == "a" && line == "transferred k1");
+    cluster.expect(|node, line| node == "b" && line == "took-over k1 5");
+    cluster.send("b", "keyed k1 first 5");
+    cluster.expect(|node, line| node == "b" && line == "keyed k1 first 5");
+    cluster.send("b", "keyed k1 first 6");
+    let (_, reused) = cluster.expect(|node, line| node == "b" && line.starts_with("err k1 "));
+    assert!(reused.contains("was used before"), "{reused}");
+
+    cluster.send("b", "keyed k1 second 2");
+    cluster.expect(|node, line| node == "b" && line == "keyed k1 second 7");
+    cluster.node("b").kill();
+    cluster.expect(|node, line| node == "b" && line == EOF);
+    let (adopter, _) = cluster.expect(|_, line| line == "adopted k1 b 7");
+    cluster.send(&adopter, "keyed k1 second 2");
+    cluster.expect(|node, line| node == adopter && line == "keyed k1 second 7");
+    cluster.send(&adopter, "keyed k1 first 5");
+    cluster.expect(|node, line| node == adopter && line == "keyed k1 first 5");
+    cluster.send(&adopter, "get k1");
+    cluster.expect(|node, line| node == adopter && line == "count k1 7");
+    drop(cluster);
+    runtime().block_on(drop_schema(&url, &schema));
+}
+
 /// Fencing across processes: the owner is paused with SIGSTOP while it pumps; its lease expires
 /// and another node adopts the counter and writes to it; resumed with SIGCONT, the old owner's
 /// next write is refused (naming the new owner) and its server ends. The stored state is the new

@@ -145,6 +145,56 @@ fn sigkill_at_random_moments_never_loses_an_acknowledged_write() {
     );
 }
 
+/// Retried calls across a process kill (`client.idempotent(key)`): each round a child makes one
+/// keyed `add(1)` on a store that stalls right after the commit carrying its record, the parent
+/// SIGKILLs it there (committed, never answered), and a new child retries with the same key. The
+/// retry gets the reply the killed child never saw (the count after that add, not one more), and
+/// the effect is applied once: after 50 rounds the count is 50.
+#[test]
+fn a_keyed_call_killed_between_its_commit_and_its_reply_is_applied_once_when_retried() {
+    const ROUNDS: u64 = 50;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyed.redb");
+    let began = Instant::now();
+    let run = |mode: &str, key: &str| {
+        Command::new(CHILD)
+            .args([
+                mode.as_ref(),
+                path.as_os_str(),
+                "keyed".as_ref(),
+                key.as_ref(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap()
+    };
+    for round in 1..=ROUNDS {
+        let key = format!("request-{round}");
+        let mut child = run("keyed", &key);
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = lines.next().expect("the child printed").unwrap();
+        assert_eq!(line, "committed", "round {round}");
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(9), "round {round}: SIGKILLed");
+
+        let retry = run("retry", &key).wait_with_output().unwrap();
+        assert!(retry.status.success(), "round {round}: {retry:?}");
+        let printed = String::from_utf8(retry.stdout).unwrap();
+        assert_eq!(
+            printed,
+            format!("reply {round}\ncount {round}\n"),
+            "round {round}: the first reply, applied once"
+        );
+    }
+    println!(
+        "{ROUNDS} keyed calls SIGKILLed between commit and reply in {:.1?}: every retry got the \
+         first reply, each applied once",
+        began.elapsed()
+    );
+}
+
 /// A redb file that cannot grow: the child runs under a file-size limit (`ulimit -f`, with
 /// `SIGXFSZ` ignored, so a write past it fails with `EFBIG`, as on a full disk; root is not
 /// exempt, unlike file permissions) and grows its state by 32 KiB a call. The calls past the

@@ -204,6 +204,7 @@ fn stub_client(args: &Args, server: &Server<'_>, names: &Names) -> TokenStream {
                 #unreachable
             }
             pub fn with_timeout(&self, __timeout: ::core::time::Duration) -> &Self { self }
+            pub fn idempotent(&self, __key: impl ::core::convert::Into<#krate::IdempotencyKey>) -> &Self { self }
             pub fn after(&self, __delay: ::core::time::Duration) -> &Self { self }
             pub fn branch(&self) -> &#krate::Branch { self.0.branch() }
             pub async fn stop(&self) -> ::core::result::Result<(), #krate::StopError> { #unreachable }

@@ -142,7 +142,12 @@ fn the_counter_expands_to_every_item() {
     assert_eq!(variants(enum_named(&file, "CounterInfo")), ["Tick"]);
     assert_eq!(
         structs(&file),
-        ["CounterClient", "CounterWithTimeout", "CounterAfter"]
+        [
+            "CounterClient",
+            "CounterWithTimeout",
+            "CounterAfter",
+            "CounterIdempotent"
+        ]
     );
 
     let user = inherent(&file, "Counter", 0);
@@ -162,6 +167,7 @@ fn the_counter_expands_to_every_item() {
             "inc",
             "send",
             "with_timeout",
+            "idempotent",
             "after",
             "branch",
             "stop",

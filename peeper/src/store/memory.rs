@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::{BoxFuture, Key, Store, StoreError, Write};
+use super::{BoxFuture, Key, Records, Store, StoreError, Write};
 
 /// A backend that keeps everything in memory: it survives the servers that use it, not the
 /// process. Clones share the same contents.
@@ -31,6 +31,8 @@ pub struct Memory {
 #[derive(Debug, Default)]
 struct Inner {
     entries: BTreeMap<Key, Vec<u8>>,
+    /// Records of keyed calls ([`Store::retained`]), by key and id.
+    retained: BTreeMap<Key, BTreeMap<String, Vec<u8>>>,
     failure: Option<String>,
 }
 
@@ -69,15 +71,39 @@ impl Store for Memory {
             Some(failure) => Err(StoreError::backend(failure)),
             None => {
                 for write in batch {
+                    let records = inner.retained.entry(write.key.clone()).or_default();
+                    for (id, record) in write.retained {
+                        match record {
+                            Some(record) => records.insert(id, record),
+                            None => records.remove(&id),
+                        };
+                    }
                     match write.bytes {
                         Some(bytes) => inner.entries.insert(write.key, bytes),
-                        None => inner.entries.remove(&write.key),
+                        None => {
+                            inner.retained.remove(&write.key);
+                            inner.entries.remove(&write.key)
+                        }
                     };
                 }
                 Ok(())
             }
         };
         Box::pin(async move { outcome })
+    }
+
+    fn retained<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<Records, StoreError>> {
+        let records = self
+            .inner()
+            .retained
+            .get(key)
+            .map_or_else(Vec::new, |records| {
+                records
+                    .iter()
+                    .map(|(id, record)| (id.clone(), record.clone()))
+                    .collect()
+            });
+        Box::pin(async move { Ok(records) })
     }
 
     fn keys<'a>(&'a self, kind: Option<&'a str>) -> BoxFuture<'a, Result<Vec<Key>, StoreError>> {

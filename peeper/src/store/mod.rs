@@ -238,6 +238,10 @@ pub struct Write {
     /// outside any server ([`Storage::delete`]), which a fencing store checks against whatever
     /// lease it holds on the key now.
     pub claim: Option<Claim>,
+    /// Records of calls made with an idempotency key, kept with the key's state: each id with its
+    /// record, or `None` to forget it ([`Store::retained`]). Applied in the same transaction as
+    /// the state, and only if the state write is; deleting the key forgets all of its records.
+    pub retained: Vec<(String, Option<Vec<u8>>)>,
 }
 
 impl Write {
@@ -248,6 +252,7 @@ impl Write {
             key,
             bytes: Some(bytes),
             claim: None,
+            retained: Vec::new(),
         }
     }
 
@@ -258,6 +263,7 @@ impl Write {
             key,
             bytes: None,
             claim: None,
+            retained: Vec::new(),
         }
     }
 
@@ -267,7 +273,18 @@ impl Write {
         self.claim = Some(claim);
         self
     }
+
+    /// The same write, also keeping `record` under `id` for the key (`None`: forgetting it).
+    #[must_use]
+    pub fn retaining(mut self, id: impl Into<String>, record: Option<Vec<u8>>) -> Self {
+        self.retained.push((id.into(), record));
+        self
+    }
 }
+
+/// The records of calls made with an idempotency key kept for one key ([`Store::retained`]):
+/// each id with its record, as written in [`Write::retained`].
+pub type Records = Vec<(String, Vec<u8>)>;
 
 /// A storage backend. Implement it to keep state somewhere else; it is object-safe, so a
 /// [`Storage`] can be chosen at run time.
@@ -295,6 +312,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every stored key, or only those of one server kind.
     fn keys<'a>(&'a self, kind: Option<&'a str>) -> BoxFuture<'a, Result<Vec<Key>, StoreError>>;
+
+    /// The records of calls made with an idempotency key ([`Write::retained`]) kept for `key`,
+    /// each with its id, in any order. A durable server reads them at its first keyed call after
+    /// it started or revived.
+    ///
+    /// A store that keeps them applies [`Write::retained`] in the same transaction as the state
+    /// and implements this. The default keeps none and says so: a keyed call to a durable server
+    /// on such a store fails with [`StoreError::Backend`] rather than apply twice on a retry.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    fn retained<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<Records, StoreError>> {
+        let _ = key;
+        Box::pin(std::future::ready(Err(StoreError::backend(
+            "this store keeps no records of keyed calls (`Store::retained` is not implemented)",
+        ))))
+    }
 
     // Ownership, for stores that several processes share. The runtime claims a durable server's
     // key before it loads its state (at start, and when it revives from hibernation) and releases
@@ -482,6 +516,11 @@ impl Storage {
         // read left a blocking call running (it holds the backend until it ends).
         drop(self.inner.backend.write().await.take());
         flushed
+    }
+
+    /// The records of keyed calls kept for `key` ([`Store::retained`]).
+    pub(crate) async fn retained(&self, key: &Key) -> Result<Records, StoreError> {
+        self.backend().await?.retained(key).await
     }
 
     /// Claims `key` for this node ([`Store::claim`]).

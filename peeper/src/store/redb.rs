@@ -8,10 +8,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{BoxFuture, Key, Store, StoreError, Write};
+use super::{BoxFuture, Key, Records, Store, StoreError, Write};
 
 /// (server kind, name) -> envelope bytes.
 const STATES: TableDefinition<'_, (&str, &str), &[u8]> = TableDefinition::new("peeper_states");
+
+/// (server kind, name, id) -> record of a keyed call ([`Store::retained`]).
+const RETAINED: TableDefinition<'_, (&str, &str, &str), &[u8]> =
+    TableDefinition::new("peeper_retained");
 
 /// A backend on a [redb](https://docs.rs/redb) database file: pure Rust, ACID, crash-safe.
 ///
@@ -160,16 +164,69 @@ impl Store for Redb {
             let write = db.begin_write()?;
             {
                 let mut table = write.open_table(STATES)?;
-                for Write { key, bytes, .. } in &batch {
-                    let key = (key.kind.as_str(), key.name.as_str());
+                let mut records = None;
+                for Write {
+                    key,
+                    bytes,
+                    retained,
+                    ..
+                } in &batch
+                {
+                    let (kind, name) = (key.kind.as_str(), key.name.as_str());
                     match bytes {
-                        Some(bytes) => drop(table.insert(key, bytes.as_slice())?),
-                        None => drop(table.remove(key)?),
+                        Some(bytes) => drop(table.insert((kind, name), bytes.as_slice())?),
+                        None => drop(table.remove((kind, name))?),
+                    }
+                    // Opened only by a batch that touches records: a file without keyed calls
+                    // never gets the table.
+                    if retained.is_empty() && bytes.is_some() {
+                        continue;
+                    }
+                    if records.is_none() {
+                        records = Some(write.open_table(RETAINED)?);
+                    }
+                    let Some(records) = records.as_mut() else {
+                        continue;
+                    };
+                    for (id, record) in retained {
+                        match record {
+                            Some(record) => {
+                                drop(records.insert((kind, name, id.as_str()), record.as_slice())?);
+                            }
+                            None => drop(records.remove((kind, name, id.as_str()))?),
+                        }
+                    }
+                    if bytes.is_none() {
+                        for id in retained_ids(records, kind, name)? {
+                            records.remove((kind, name, id.as_str()))?;
+                        }
                     }
                 }
             }
             write.commit()?;
             Ok(())
+        }))
+    }
+
+    fn retained<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<Records, StoreError>> {
+        let (kind, name) = (key.kind.clone(), key.name.clone());
+        Box::pin(self.blocking(move |db| {
+            let read = db.begin_read()?;
+            let table = match read.open_table(RETAINED) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(error) => return Err(error.into()),
+            };
+            let mut records = Vec::new();
+            for entry in table.range((kind.as_str(), name.as_str(), "")..)? {
+                let (stored, record) = entry?;
+                let (stored_kind, stored_name, id) = stored.value();
+                if stored_kind != kind || stored_name != name {
+                    break;
+                }
+                records.push((id.to_owned(), record.value().to_vec()));
+            }
+            Ok(records)
         }))
     }
 
@@ -193,4 +250,22 @@ impl Store for Redb {
             Ok(keys)
         }))
     }
+}
+
+/// The ids of every record kept for (`kind`, `name`).
+fn retained_ids(
+    records: &impl ReadableTable<(&'static str, &'static str, &'static str), &'static [u8]>,
+    kind: &str,
+    name: &str,
+) -> Result<Vec<String>, redb::StorageError> {
+    let mut ids = Vec::new();
+    for entry in records.range((kind, name, "")..)? {
+        let (stored, _) = entry?;
+        let (stored_kind, stored_name, id) = stored.value();
+        if stored_kind != kind || stored_name != name {
+            break;
+        }
+        ids.push(id.to_owned());
+    }
+    Ok(ids)
 }

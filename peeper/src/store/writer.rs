@@ -102,6 +102,20 @@ impl Supersedes {
     }
 }
 
+/// Adds `newer` records to `queued` ones: the later record of an id replaces the earlier (a store
+/// applies each id once per commit).
+fn merge_retained(
+    queued: &mut Vec<(String, Option<Vec<u8>>)>,
+    newer: Vec<(String, Option<Vec<u8>>)>,
+) {
+    for (id, record) in newer {
+        match queued.iter_mut().find(|(queued_id, _)| *queued_id == id) {
+            Some(slot) => slot.1 = record,
+            None => queued.push((id, record)),
+        }
+    }
+}
+
 /// What a write made under a claim that a newer one replaced gets: the owner is not known here.
 fn fenced(key: &Key) -> StoreError {
     StoreError::Fenced {
@@ -157,6 +171,7 @@ impl Writer {
                     Supersedes::Same => {
                         queued.bytes = write.bytes;
                         queued.claim = queued.claim.or(write.claim);
+                        merge_retained(&mut queued.retained, write.retained);
                         waiters.push(waiter);
                     }
                     // A newer claim of the key writes: the queued write's server lost its claim,

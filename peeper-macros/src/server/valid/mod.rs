@@ -133,9 +133,10 @@ const SERVER_METHODS: [(&str, &str); 3] = [
     ("whereis", "finds a running server by name"),
 ];
 
-const CLIENT_METHODS: [(&str, &str); 10] = [
+const CLIENT_METHODS: [(&str, &str); 11] = [
     ("send", "sends raw (`#[info]`) messages"),
     ("with_timeout", "makes calls with a timeout"),
+    ("idempotent", "makes calls with an idempotency key"),
     ("after", "sends delayed messages"),
     ("branch", "gives the server's branch"),
     ("stop", "stops the server"),

@@ -24,7 +24,7 @@ pub(crate) use self::notify::Listening;
 use self::sql::Sql;
 #[cfg(feature = "postgres-tls")]
 pub use self::tls::PostgresTls;
-use super::{BoxFuture, Claim, Key, NodeId, Store, StoreError, Write};
+use super::{BoxFuture, Claim, Key, NodeId, Records, Store, StoreError, Write};
 
 /// The default lease: how long a node's claim on a server lasts without renewal.
 const DEFAULT_LEASE: Duration = Duration::from_secs(10);
@@ -616,6 +616,20 @@ impl Postgres {
         let kinds: Vec<&str> = batch.iter().map(|write| write.key.kind.as_str()).collect();
         let names: Vec<&str> = batch.iter().map(|write| write.key.name.as_str()).collect();
         let states: Vec<Option<&[u8]>> = batch.iter().map(|write| write.bytes.as_deref()).collect();
+        let records = batch.iter().flat_map(|write| {
+            write
+                .retained
+                .iter()
+                .map(move |(id, record)| (&write.key, id.as_str(), record.as_deref()))
+        });
+        let (mut record_kinds, mut record_names, mut ids, mut bodies) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (key, id, record) in records {
+            record_kinds.push(key.kind.as_str());
+            record_names.push(key.name.as_str());
+            ids.push(id);
+            bodies.push(record);
+        }
         let statement = client
             .prepare_cached(&self.inner.sql.write)
             .await
@@ -623,7 +637,17 @@ impl Postgres {
         let rows = client
             .query(
                 &statement,
-                &[&kinds, &names, &states, &epochs, &self.inner.session],
+                &[
+                    &kinds,
+                    &names,
+                    &states,
+                    &epochs,
+                    &self.inner.session,
+                    &record_kinds,
+                    &record_names,
+                    &ids,
+                    &bodies,
+                ],
             )
             .await
             .map_err(backend)?;
@@ -720,6 +744,23 @@ impl Store for Postgres {
                 let mut refused = self.refusals(batch, &epochs, &applied).await?;
                 Err(refused.swap_remove(0).1)
             }
+        })
+    }
+
+    fn retained<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<Records, StoreError>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(&self.inner.sql.retained)
+                .await
+                .map_err(backend)?;
+            let rows = client
+                .query(&statement, &[&key.kind, &key.name])
+                .await
+                .map_err(backend)?;
+            rows.iter()
+                .map(|row| Ok((column(row, 0)?, column(row, 1)?)))
+                .collect()
         })
     }
 

@@ -40,6 +40,14 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX peeper_leases_session ON {s}.peeper_leases (session);
      CREATE INDEX peeper_leases_expiry ON {s}.peeper_leases (expires_at) WHERE owner IS NOT NULL;
      CREATE INDEX peeper_leases_handoff ON {s}.peeper_leases (handoff) WHERE owner IS NULL;",
+    // 2: records of keyed calls, kept with their server's state.
+    "CREATE TABLE {s}.peeper_retained (
+         kind text NOT NULL,
+         name text NOT NULL,
+         id text NOT NULL,
+         record bytea NOT NULL,
+         PRIMARY KEY (kind, name, id)
+     );",
 ];
 
 /// The schema version this build creates and understands.
@@ -51,8 +59,10 @@ pub(super) struct Sql {
     pub(super) read: String,
     pub(super) keys: String,
     pub(super) keys_of_kind: String,
-    /// `$1 kinds, $2 names, $3 states (NULL: delete), $4 epochs, $5 session`: applies the
-    /// writes whose lease the session still holds at that epoch, and returns their keys. The
+    /// `$1 kinds, $2 names, $3 states (NULL: delete), $4 epochs, $5 session`, and the records of
+    /// keyed calls `$6 kinds, $7 names, $8 ids, $9 records (NULL: forget)`: applies the writes
+    /// whose lease the session still holds at that epoch, with their records (a deleted state
+    /// takes all of its records with it), and returns their keys. The
     /// lease rows are locked `FOR KEY SHARE` for the statement, which a claim's `FOR UPDATE`
     /// conflicts with: a claim waits for the write to commit, and a write waiting on a claim
     /// re-checks the epoch after it (PostgreSQL's READ COMMITTED re-evaluates a locked row's
@@ -60,6 +70,8 @@ pub(super) struct Sql {
     /// expiry) do not conflict with it: writes never wait for them, and cannot deadlock with
     /// them.
     pub(super) write: String,
+    /// `$1 kind, $2 name`: the records of keyed calls kept for it.
+    pub(super) retained: String,
     /// `$1 kinds, $2 names`: the recorded owner of each.
     pub(super) owners: String,
     /// `$1 kind, $2 name, $3 node, $4 session, $5 lease ms`: the new epoch, or no row if
@@ -111,8 +123,26 @@ impl Sql {
                       ), gone AS (
                           DELETE FROM {s}.peeper_states t USING held h
                           WHERE h.state IS NULL AND t.kind = h.kind AND t.name = h.name
+                      ), records AS (
+                          SELECT r.kind, r.name, r.id, r.record, h.state IS NULL AS all_gone
+                          FROM unnest($6::text[], $7::text[], $8::text[], $9::bytea[])
+                              AS r(kind, name, id, record)
+                          JOIN held h ON h.kind = r.kind AND h.name = r.name
+                      ), keep AS (
+                          INSERT INTO {s}.peeper_retained (kind, name, id, record)
+                          SELECT kind, name, id, record FROM records
+                          WHERE record IS NOT NULL AND NOT all_gone
+                          ON CONFLICT (kind, name, id) DO UPDATE SET record = EXCLUDED.record
+                      ), forget AS (
+                          DELETE FROM {s}.peeper_retained t USING records r
+                          WHERE r.record IS NULL AND NOT r.all_gone
+                              AND t.kind = r.kind AND t.name = r.name AND t.id = r.id
+                      ), forget_all AS (
+                          DELETE FROM {s}.peeper_retained t USING held h
+                          WHERE h.state IS NULL AND t.kind = h.kind AND t.name = h.name
                       )
                       SELECT kind, name FROM held"),
+            retained: q("SELECT id, record FROM {s}.peeper_retained WHERE kind = $1 AND name = $2"),
             owners: q("SELECT l.kind, l.name, l.owner
                        FROM {s}.peeper_leases l
                        JOIN unnest($1::text[], $2::text[]) AS k(kind, name)
