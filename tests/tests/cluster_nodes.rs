@@ -142,7 +142,8 @@ fn an_owner_killed_mid_stream_is_adopted_with_every_acknowledged_write() {
 /// `a`; `a` hands the counter to `b` (a transfer: a graceful handoff), where a retry with the key
 /// gets the first reply without adding again; then `b` is SIGKILLed after another keyed call,
 /// another node adopts the counter once the lease expires, and the retry there gets that call's
-/// reply too.
+/// reply too; last the adopter shuts down (a rolling deploy's handoff) and the taker answers both
+/// retries again.
 /// Each call was applied once: the record travelled with the state, in the same commit.
 #[test]
 fn keyed_calls_retried_after_a_handoff_and_a_node_loss_are_applied_once() {
@@ -183,6 +184,16 @@ fn keyed_calls_retried_after_a_handoff_and_a_node_loss_are_applied_once() {
     cluster.expect(|node, line| node == adopter && line == "keyed k1 first 5");
     cluster.send(&adopter, "get k1");
     cluster.expect(|node, line| node == adopter && line == "count k1 7");
+
+    // A rolling deploy: the owner shuts down and hands everything off; the node that takes the
+    // counter over answers both retries from the records.
+    cluster.send(&adopter, "shutdown");
+    cluster.expect(|node, line| node == adopter && line == "handed-off 1");
+    let (taker, _) = cluster.expect(|node, line| node != adopter && line == "took-over k1 7");
+    cluster.send(&taker, "keyed k1 second 2");
+    cluster.expect(|node, line| node == taker && line == "keyed k1 second 7");
+    cluster.send(&taker, "keyed k1 first 5");
+    cluster.expect(|node, line| node == taker && line == "keyed k1 first 5");
     drop(cluster);
     runtime().block_on(drop_schema(&url, &schema));
 }
