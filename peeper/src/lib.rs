@@ -55,6 +55,7 @@
 //! | write a server | [`#[peeper::server]`](server) on the `impl` block (or implement [`Server`] by hand); [`Context`] in a handler: its incarnation, its own client, `stop_with`, `continue_with`, `set_timeout`, tables; [`ReplyTo`] to answer a call later; [`Ignore`] to decline in `init` |
 //! | start one, with options | `S::start(state)`, or `S::builder(state)`: a [`Builder`] for a name, restart intensity, a [`CrashLoop`] policy, a [`Listener`], a store, hibernation |
 //! | talk to it | the generated typed client, which wraps a [`Client`]; its [`Branch`] for restarts, `kill_worker`, and waiting for an end |
+//! | retry a call safely | `client.idempotent(key)`: the first call with a key runs, a retry gets its reply ([`Idempotent`], [`IdempotencyKey`]); recorded with the state, in the same commit for a durable server |
 //! | know what went wrong | one error enum per operation: [`CallError`], [`SendError`], [`StartError`], [`StopError`], [`TransferError`], [`TableError`], [`store::StoreError`]; and [`Exit`], why a worker or a server ended |
 //! | choose what a crash keeps | [`keep`]: [`Snapshot`](keep::Snapshot) (the default), [`Projection`](keep::Projection) with [`#[derive(peeper::State)]`](State), [`InPlace`](keep::InPlace) |
 //! | run many, find them, move them | [`DynamicSupervisor`], [`whereis`], [`transfer`], [`servers`] |
