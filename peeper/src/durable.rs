@@ -53,10 +53,13 @@ impl<S> Durable<S> {
         }
     }
 
-    /// The stored state of `key`, if any, decoded (and migrated).
-    pub(crate) async fn load(&self, key: &Key) -> Result<Option<S>, StoreError> {
+    /// The stored state of `key`, if any, decoded (and migrated), with the fingerprint of the
+    /// stored bytes ([`fingerprint`]).
+    pub(crate) async fn load(&self, key: &Key) -> Result<Option<(S, u64)>, StoreError> {
         match self.storage.read(key).await? {
-            Some(bytes) => (self.decode)(key, &bytes).map(Some),
+            Some(bytes) => {
+                (self.decode)(key, &bytes).map(|state| Some((state, fingerprint(&bytes))))
+            }
             None => Ok(None),
         }
     }
@@ -192,4 +195,14 @@ impl<S> fmt::Debug for Durable<S> {
             .field("kind", &self.kind)
             .finish_non_exhaustive()
     }
+}
+
+/// A fingerprint of stored bytes (FNV-1a, 64 bits): what tells a state written back unchanged
+/// from one that changed, without keeping the bytes.
+pub(crate) fn fingerprint(bytes: &[u8]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    bytes.iter().fold(OFFSET, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(PRIME)
+    })
 }

@@ -1,5 +1,6 @@
 //! [`DynamicSupervisor`] and [`transfer`].
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -52,7 +53,9 @@ pub(crate) struct DynInner {
 #[derive(Default)]
 struct DynState {
     shut_down: bool,
-    children: Vec<(BranchId, Arc<dyn Hosted>)>,
+    /// By branch id, which grows with every start: iterating is start order, and a child that
+    /// ends is removed in O(log n), so stopping all of n children is not O(n²).
+    children: BTreeMap<BranchId, Arc<dyn Hosted>>,
 }
 
 /// Hosts many branches, of any server types, on one tokio runtime, the counterpart of Elixir's
@@ -141,20 +144,16 @@ impl DynamicSupervisor {
         client.branch().tasks().owner = Some(Arc::downgrade(&self.inner));
         state
             .children
-            .push((client.branch().id(), Arc::new(Hosting(client.clone()))));
+            .insert(client.branch().id(), Arc::new(Hosting(client.clone())));
         Some(self.inner.runtime.clone())
     }
 
     pub(crate) fn forget(&self, branch: BranchId) {
-        self.state().children.retain(|(id, _)| *id != branch);
+        self.state().children.remove(&branch);
     }
 
     fn find(&self, branch: BranchId) -> Option<Arc<dyn Hosted>> {
-        self.state()
-            .children
-            .iter()
-            .find(|(id, _)| *id == branch)
-            .map(|(_, hosted)| Arc::clone(hosted))
+        self.state().children.get(&branch).map(Arc::clone)
     }
 
     /// Stops one child normally (its `terminate` runs) and waits until it has ended.
@@ -168,13 +167,14 @@ impl DynamicSupervisor {
         branch.stop().await
     }
 
-    /// The branches supervised here, in start order.
+    /// The branches supervised here, in the order they were started (a branch transferred here
+    /// takes the place its first start gave it).
     #[must_use]
     pub fn which_children(&self) -> Vec<Branch> {
         self.state()
             .children
-            .iter()
-            .map(|(_, hosted)| hosted.branch().clone())
+            .values()
+            .map(|hosted| hosted.branch().clone())
             .collect()
     }
 
@@ -187,8 +187,8 @@ impl DynamicSupervisor {
             state.shut_down = true;
             state
                 .children
-                .iter()
-                .map(|(_, hosted)| hosted.branch().clone())
+                .values()
+                .map(|hosted| hosted.branch().clone())
                 .collect()
         };
         for child in &children {
@@ -275,10 +275,10 @@ pub async fn transfer(
         let state = from.state();
         let mut named = state
             .children
-            .iter()
-            .filter(|(_, hosted)| hosted.branch().name() == Some(name));
+            .values()
+            .filter(|hosted| hosted.branch().name() == Some(name));
         match (named.next(), named.next()) {
-            (Some((_, hosted)), None) => Arc::clone(hosted),
+            (Some(hosted), None) => Arc::clone(hosted),
             (Some(_), Some(_)) => {
                 return Err(TransferError::Ambiguous {
                     name: name.to_owned(),
@@ -306,7 +306,7 @@ pub async fn transfer(
     let moved = {
         let mut state = to.state();
         if !state.shut_down {
-            state.children.push((branch.id(), Arc::clone(&hosted)));
+            state.children.insert(branch.id(), Arc::clone(&hosted));
             branch.tasks().owner = Some(Arc::downgrade(&to.inner));
         }
         !state.shut_down
@@ -315,7 +315,7 @@ pub async fn transfer(
         // The target shut down while the branch was being handed over: it goes back home.
         from.state()
             .children
-            .push((branch.id(), Arc::clone(&hosted)));
+            .insert(branch.id(), Arc::clone(&hosted));
         parts.spawn_on(&from.inner.runtime);
         return Err(TransferError::TargetStopped);
     }

@@ -41,6 +41,10 @@ pub(crate) struct Cell<S: Server> {
     /// with it (its request was consumed with the `Stop` message).
     pub(crate) stopping: Option<Exit>,
     pub(crate) mailbox: mpsc::UnboundedReceiver<Envelope<S>>,
+    /// The fingerprint of the stored bytes the live state was just read from (a start on a
+    /// stored state, a revival): the first `init` that leaves it as it was need not write it
+    /// back. Taken by it.
+    pub(crate) from_store: Option<u64>,
     /// The records of calls made with an idempotency key, from the first such call on: they
     /// survive a crash of the worker as the kept state does.
     pub(crate) retained: Option<Box<Retained>>,
@@ -60,6 +64,7 @@ impl<S: Server> Cell<S> {
             needs_restore: false,
             stopping: None,
             mailbox,
+            from_store: None,
             retained: None,
         }
     }

@@ -151,19 +151,14 @@ pub(crate) struct KeyedCall<S: Server> {
 /// The digest that tells two messages apart: FNV-1a over the handler's name and its arguments
 /// in MessagePack. Stable across processes and builds (it is stored), unlike `std`'s hasher.
 pub(crate) fn digest(method: &str, args: &impl Serialize) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
     // Arguments that cannot be serialized (a map with non-string keys in some codecs) leave the
     // handler's name alone to tell messages apart.
     let args = rmp_serde::to_vec_named(args).unwrap_or_default();
-    method
-        .as_bytes()
-        .iter()
-        .chain(&[0xff])
-        .chain(&args)
-        .fold(OFFSET, |hash, byte| {
-            (hash ^ u64::from(*byte)).wrapping_mul(PRIME)
-        })
+    let mut message = Vec::with_capacity(method.len() + 1 + args.len());
+    message.extend_from_slice(method.as_bytes());
+    message.push(0xff);
+    message.extend_from_slice(&args);
+    crate::durable::fingerprint(&message)
 }
 
 pub(crate) fn encode_reply<T: Serialize>(reply: &T) -> Result<Vec<u8>, String> {

@@ -97,6 +97,7 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
         .start_timeout
         .map(|timeout| Instant::now() + timeout);
     let mut claim = None;
+    let mut from_store = None;
     let state = match (&durable, &options.name) {
         (None, _) => state,
         (Some(_), None) => {
@@ -125,7 +126,13 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
             match within(deadline, durable.load(&key)).await {
                 Some(Ok(stored)) => {
                     claim = Some(guard);
-                    stored.unwrap_or(state)
+                    match stored {
+                        Some((stored, fingerprint)) => {
+                            from_store = Some(fingerprint);
+                            stored
+                        }
+                        None => state,
+                    }
                 }
                 Some(Err(error)) => {
                     guard.release().await;
@@ -163,8 +170,10 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
         }
         return Err(taken);
     }
+    let mut cell = Cell::new(state, inbox);
+    cell.from_store = from_store;
     let parts = Parts {
-        cell: Arc::new(Mutex::new(Cell::new(state, inbox))),
+        cell: Arc::new(Mutex::new(cell)),
         client: client.clone(),
         options,
         listener,
@@ -822,9 +831,11 @@ impl<S: Server> Sleeping<S> {
     }
 
     /// The branch again, around `state` loaded from the store, with the mailbox as it was left.
-    fn into_parts(self, state: S) -> Parts<S> {
+    fn into_parts(self, (state, fingerprint): (S, u64)) -> Parts<S> {
+        let mut cell = Cell::new(state, self.mailbox);
+        cell.from_store = Some(fingerprint);
         Parts {
-            cell: Arc::new(Mutex::new(Cell::new(state, self.mailbox))),
+            cell: Arc::new(Mutex::new(cell)),
             client: self.client,
             options: self.options,
             listener: self.listener,

@@ -122,6 +122,13 @@ impl<S: Server> Persistence<S> {
         (self.unwritten_since.is_some() || behind || recorded).then(|| self.write(state, records))
     }
 
+    /// Whether the store holds `state` as it is: its bytes have `fingerprint`.
+    fn holds(&self, state: &S, fingerprint: u64) -> bool {
+        self.durable
+            .encode(&self.key, state)
+            .is_ok_and(|bytes| crate::durable::fingerprint(&bytes) == fingerprint)
+    }
+
     /// Writes the state, with the records of keyed calls not written yet (put back for the next
     /// write if this one fails: they never reach the store without their state, nor are lost).
     fn write(
@@ -225,9 +232,19 @@ impl<S: Server> Worker<S> {
         // Boxed where it is built: a future held in a named local keeps a slot in this task's
         // state even after it moved into a box.
         let mut persistence = self.persistence.map(Box::new);
-        let written = persistence
-            .as_mut()
-            .map(|persistence| Box::pin(persistence.write(&cell.live, unwritten(&cell.retained))));
+        // A state just read from the store (a revival, a start on a stored state) is there
+        // already: if `init` left it as it was, there is nothing to write. Any other first
+        // state, and the state of every restart (a batched change may not have reached the
+        // store), is written.
+        let from_store = cell.from_store.take();
+        let written = persistence.as_mut().and_then(|persistence| {
+            let records = unwritten(&cell.retained);
+            let stored = from_store.is_some_and(|fingerprint| {
+                persistence.holds(&cell.live, fingerprint)
+                    && records.is_none_or(Unwritten::is_empty)
+            });
+            (!stored).then(|| Box::pin(persistence.write(&cell.live, records)))
+        });
         if let Some(written) = written {
             let written = written.await;
             if let Some(exit) = fenced(&written) {

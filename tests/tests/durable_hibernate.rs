@@ -58,6 +58,36 @@ async fn idle_server_hibernates_and_comes_back_with_its_state() {
     tally.stop().await.unwrap();
 }
 
+/// A revival that changes nothing writes nothing: the state just read from the store is still
+/// there once `init` (which takes `&mut self` here) has run. A read-only call after a revival
+/// costs no commit; a change does, and the next revival reads it back.
+#[tokio::test(start_paused = true)]
+async fn a_revival_that_changes_nothing_writes_nothing() {
+    let name = unique("read-only-revival");
+    let storage = Storage::new(Memory::new());
+    let tally = sleepy(&name, &storage).await;
+    assert_eq!(tally.add(3).await, Ok(3));
+    asleep(&tally, &storage, 3).await;
+    let commits = storage.commits();
+    assert_eq!(tally.get().await, Ok(3));
+    assert_eq!(inits(&name), 2, "revived");
+    assert_eq!(
+        storage.commits(),
+        commits,
+        "a read-only revival commits nothing"
+    );
+    asleep(&tally, &storage, 3).await;
+    assert_eq!(storage.commits(), commits);
+    assert_eq!(tally.add(1).await, Ok(4));
+    assert_eq!(
+        storage.commits(),
+        commits + 1,
+        "one commit: the change, none for the revival"
+    );
+    asleep(&tally, &storage, 4).await;
+    tally.stop().await.unwrap();
+}
+
 /// The scenario: 100 callers, through clones of the client and through the name, reach
 /// a hibernating server at once. One revival (one more incarnation, one more `init`), and every
 /// caller answered from the right state.
