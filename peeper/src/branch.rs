@@ -1,11 +1,13 @@
-//! [`Branch`]: the handle on a server's supervisor, keeper and worker tasks.
+//! [`Branch`]: the handle on a server's task, its status and its control requests.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::Poll;
 
+use futures::task::AtomicWaker;
 use tokio::sync::{Notify, oneshot};
 use tokio::task;
 
@@ -88,7 +90,7 @@ impl StatusCell {
 /// What revives a hibernating branch; taken (once) by the first handle that sends to it.
 pub(crate) type Wake = Box<dyn FnOnce() + Send>;
 
-/// Requests from a [`Branch`] handle to its supervisor task.
+/// Requests from a [`Branch`] handle to its task's supervision.
 pub(crate) enum Control {
     KillWorker,
     Stop(Exit),
@@ -104,9 +106,9 @@ pub(crate) struct Tasks {
     /// a block of slots up front (a kilobyte and a half per server, for requests that are rare),
     /// and a queue that belongs to the branch stays with it through transfers and hibernation.
     pub(crate) pending: VecDeque<Control>,
-    pub(crate) supervisor: Option<task::Id>,
-    pub(crate) keeper: Option<task::Id>,
-    pub(crate) worker: Option<task::Id>,
+    /// The branch's task: its supervision and its worker, one task. `None` while it hibernates
+    /// and once it has ended.
+    pub(crate) task: Option<task::Id>,
     pub(crate) owner: Option<Weak<DynInner>>,
 }
 
@@ -119,8 +121,11 @@ pub(crate) struct BranchInner {
     /// Whether this branch may hibernate: only then do sends take the `sleeping` lock.
     may_sleep: bool,
     sleeping: Mutex<Option<Wake>>,
-    /// Signalled after a control request is queued.
-    control_ready: Notify,
+    /// Set, under the `tasks` lock, while control requests wait in `Tasks::pending`: the
+    /// branch's task looks at it on every wake-up, so it must cost one atomic load, not a lock.
+    control_waiting: AtomicBool,
+    /// Wakes the branch's task after a control request is queued.
+    control_ready: AtomicWaker,
     /// The tables and kept values, for every incarnation of the worker, wherever it moves.
     resources: Resources,
 }
@@ -149,28 +154,11 @@ impl fmt::Display for BranchId {
     }
 }
 
-/// The role of a task in a branch, as [`Branch::which_children`] lists them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// Holds the last good state, the mailbox between workers, and runs the listener.
-    Keeper,
-    /// Runs the handlers.
-    Worker,
-}
-
-/// One child task of a branch's supervisor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Child {
-    /// What the task does.
-    pub role: Role,
-    /// Its tokio task id.
-    pub id: task::Id,
-}
-
-/// Introspection and control of a server's branch: its supervisor, keeper and worker tasks.
+/// Introspection and control of a server's branch: the task that supervises and runs its
+/// worker, the kept state, the mailbox.
 ///
-/// Get it from any client with `client.branch()`. It stays valid across restarts and transfers;
-/// the task ids it reports change with them.
+/// Get it from any client with `client.branch()`. It stays valid across restarts, transfers and
+/// hibernation.
 ///
 /// ```
 /// # use peeper::{Context, Server, Tracked};
@@ -182,13 +170,13 @@ pub struct Child {
 /// let counter = Counter::start(Counter::default()).await?;
 /// counter.cast(())?;
 /// let branch = counter.branch();
-/// let before = branch.worker_id();
+/// let task = branch.task_id();
 ///
 /// let restarted = branch.next_restart();   // armed before the kill, so it cannot be missed
 /// branch.kill_worker()?;
 /// assert_eq!(restarted.await, Ok(1));        // incarnation 1 has run its init
 ///
-/// assert_ne!(branch.worker_id(), before);
+/// assert_eq!(branch.task_id(), task);       // the next worker runs in the same task
 /// assert_eq!(branch.restarts(), 1);
 /// assert_eq!(counter.call(()).await?, 1);    // the state survived
 /// # Ok(()) }
@@ -210,7 +198,8 @@ impl Branch {
                 tasks: Mutex::new(Tasks::default()),
                 may_sleep,
                 sleeping: Mutex::new(None),
-                control_ready: Notify::new(),
+                control_waiting: AtomicBool::new(false),
+                control_ready: AtomicWaker::new(),
                 resources: Resources::default(),
             }),
         }
@@ -305,39 +294,15 @@ impl Branch {
         self.inner.name.as_deref()
     }
 
-    /// The supervisor task's id; `None` once the branch has ended.
+    /// The id of the tokio task that runs the branch: its supervision and its worker, in one
+    /// task (a listener, when one is set, runs in a task of its own). A restart runs the next
+    /// worker in the same task, so the id stays; a transfer or a revival from hibernation starts
+    /// a new task. `None` while the branch hibernates and once it has ended.
+    ///
+    /// Handlers run in this task: `tokio::task::id()` in a handler returns this id.
     #[must_use]
-    pub fn supervisor_id(&self) -> Option<task::Id> {
-        self.tasks().supervisor
-    }
-
-    /// The keeper task's id; `None` once the branch has ended.
-    #[must_use]
-    pub fn keeper_id(&self) -> Option<task::Id> {
-        self.tasks().keeper
-    }
-
-    /// The current worker task's id (it changes with every restart); `None` once the branch has
-    /// ended.
-    #[must_use]
-    pub fn worker_id(&self) -> Option<task::Id> {
-        self.tasks().worker
-    }
-
-    /// The supervisor's children, keeper first, as `Supervisor.which_children/1` lists them;
-    /// empty once the branch has ended.
-    #[must_use]
-    pub fn which_children(&self) -> Vec<Child> {
-        let tasks = self.tasks();
-        let keeper = tasks.keeper.map(|id| Child {
-            role: Role::Keeper,
-            id,
-        });
-        let worker = tasks.worker.map(|id| Child {
-            role: Role::Worker,
-            id,
-        });
-        keeper.into_iter().chain(worker).collect()
+    pub fn task_id(&self) -> Option<task::Id> {
+        self.tasks().task
     }
 
     /// The incarnation of the worker that last completed its `init`: 0 for the first worker, one
@@ -431,11 +396,12 @@ impl Branch {
                 let mut tasks = self.tasks();
                 if tasks.control_open {
                     tasks.pending.push_back(control);
+                    self.inner.control_waiting.store(true, Ordering::Release);
                 }
                 tasks.control_open
             });
         if sent {
-            self.inner.control_ready.notify_one();
+            self.inner.control_ready.wake();
         }
         if sent {
             Ok(())
@@ -518,15 +484,23 @@ impl Commands {
         Commands { branch }
     }
 
-    /// The next control request; waits for one.
-    pub(crate) async fn recv(&mut self) -> Option<Control> {
-        loop {
-            if let Some(control) = self.branch.tasks().pending.pop_front() {
-                return Some(control);
-            }
-            // A request queued between the look above and this wait left a permit: not missed.
-            self.branch.inner.control_ready.notified().await;
+    /// The next control request, or `Pending` with the task's waker registered for one.
+    ///
+    /// Polled on every wake-up of the branch's task (beside its worker), so the common case,
+    /// nothing waiting, is an atomic load after the registration, without the lock.
+    pub(crate) fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Control> {
+        let inner = &self.branch.inner;
+        // Registered before the look: a request queued after it wakes the task again.
+        inner.control_ready.register(cx.waker());
+        if !inner.control_waiting.load(Ordering::Acquire) {
+            return Poll::Pending;
         }
+        let mut tasks = self.branch.tasks();
+        let control = tasks.pending.pop_front();
+        inner
+            .control_waiting
+            .store(!tasks.pending.is_empty(), Ordering::Release);
+        control.map_or(Poll::Pending, Poll::Ready)
     }
 
     pub(crate) fn is_empty(&self) -> bool {

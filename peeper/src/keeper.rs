@@ -1,5 +1,5 @@
-//! The keeper: the cell that holds the last good state and the mailbox between workers, and the
-//! task that owns it and runs the listener.
+//! The keeper: the cell that holds the last good state and the mailbox between workers, and,
+//! when the server has a listener, the task that runs it.
 //!
 //! The cell sits behind an async mutex that each worker locks **once**, for its whole life. While
 //! the worker runs, keeping the state is a plain write into the cell (no message, no wake-up);
@@ -13,7 +13,7 @@ use std::mem;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc};
 
 use crate::exit::panic_message;
 use crate::keep::Keep;
@@ -131,7 +131,7 @@ impl<S: Server> Cell<S> {
     }
 }
 
-/// What the keeper task hears, in the order it happened.
+/// What the listener's task hears, in the order it happened.
 pub(crate) enum Event<S: Server> {
     /// A handler completed and changed the state; this is the new kept state, and how many
     /// changes before it the listener will not hear of (it fell behind; see [`Backlog`]).
@@ -221,41 +221,41 @@ impl<S: Server> Changes<S> {
     }
 }
 
-/// The sending side of the keeper's inbox.
+/// The sending side of the listener task's inbox.
 ///
-/// With a listener, every event goes through an unbounded channel, in order. Without one, only
-/// the end matters to the keeper, and a oneshot carries it: an unbounded channel allocates a block
-/// of 32 slots up front, which was the largest single cost of an idle server.
+/// With a listener, every event goes through an unbounded channel, in order, to the listener's
+/// task. Without one there is no such task, and events are dropped where they are sent.
 pub(crate) enum Events<S: Server> {
     Listening(Changes<S>),
-    Quiet(Option<oneshot::Sender<Event<S>>>),
+    Quiet,
 }
 
-/// The keeper's side of its inbox.
-pub(crate) enum Heard<S: Server> {
-    Listening(mpsc::UnboundedReceiver<Event<S>>, Arc<Backlog<S>>),
-    Quiet(oneshot::Receiver<Event<S>>),
+/// The listener task's side of its inbox.
+pub(crate) struct Heard<S: Server> {
+    events: mpsc::UnboundedReceiver<Event<S>>,
+    backlog: Arc<Backlog<S>>,
 }
 
-/// A keeper inbox: a channel of every event for a listener (with at most `backlog` state changes
-/// waiting in it), a oneshot for the end otherwise.
-pub(crate) fn inbox<S: Server>(listening: bool, backlog: usize) -> (Events<S>, Heard<S>) {
-    if listening {
-        let (events, heard) = mpsc::unbounded_channel();
-        let backlog = Arc::new(Backlog {
-            limit: backlog.max(1),
-            waiting: std::sync::atomic::AtomicUsize::new(0),
-            overflow: std::sync::Mutex::new(None),
-        });
-        let changes = Changes {
-            events,
-            backlog: Arc::clone(&backlog),
-        };
-        (Events::Listening(changes), Heard::Listening(heard, backlog))
-    } else {
-        let (events, heard) = oneshot::channel();
-        (Events::Quiet(Some(events)), Heard::Quiet(heard))
-    }
+/// A listener's inbox: a channel of every event, with at most `backlog` state changes waiting
+/// in it.
+pub(crate) fn inbox<S: Server>(backlog: usize) -> (Events<S>, Heard<S>) {
+    let (events, heard) = mpsc::unbounded_channel();
+    let backlog = Arc::new(Backlog {
+        limit: backlog.max(1),
+        waiting: std::sync::atomic::AtomicUsize::new(0),
+        overflow: std::sync::Mutex::new(None),
+    });
+    let changes = Changes {
+        events,
+        backlog: Arc::clone(&backlog),
+    };
+    (
+        Events::Listening(changes),
+        Heard {
+            events: heard,
+            backlog,
+        },
+    )
 }
 
 impl<S: Server> Events<S> {
@@ -264,13 +264,7 @@ impl<S: Server> Events<S> {
         match self {
             // The keeper may have ended already (the branch is ending): nothing to tell then.
             Events::Listening(changes) => changes.send_after_overflow(event),
-            Events::Quiet(end) => {
-                if matches!(event, Event::Terminate { .. } | Event::Hibernate)
-                    && let Some(end) = end.take()
-                {
-                    drop(end.send(event));
-                }
-            }
+            Events::Quiet => {}
         }
     }
 
@@ -278,64 +272,56 @@ impl<S: Server> Events<S> {
     pub(crate) fn changes(&self) -> Option<Changes<S>> {
         match self {
             Events::Listening(changes) => Some(changes.clone()),
-            Events::Quiet(_) => None,
+            Events::Quiet => None,
         }
     }
 }
 
 impl<S: Server> Heard<S> {
     async fn recv(&mut self) -> Option<Event<S>> {
-        match self {
-            Heard::Listening(heard, backlog) => {
-                let event = heard.recv().await?;
-                Some(match event {
-                    Event::Changed { .. } => {
-                        backlog
-                            .waiting
-                            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-                        event
-                    }
-                    // Taken already if another event flushed it: nothing to hear then.
-                    Event::Overflowed => match backlog.overflow().take() {
-                        Some((new, skipped)) => Event::Changed { new, skipped },
-                        None => Event::Overflowed,
-                    },
-                    event => event,
-                })
+        let event = self.events.recv().await?;
+        Some(match event {
+            Event::Changed { .. } => {
+                self.backlog
+                    .waiting
+                    .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                event
             }
-            // Received at most once: the keeper stops at the end it carries.
-            Heard::Quiet(end) => end.await.ok(),
-        }
+            // Taken already if another event flushed it: nothing to hear then.
+            Event::Overflowed => match self.backlog.overflow().take() {
+                Some((new, skipped)) => Event::Changed { new, skipped },
+                None => Event::Overflowed,
+            },
+            event => event,
+        })
     }
 }
 
-/// The keeper task: runs the listener in event order, then hands the listener back (a transfer
-/// moves it to the next branch).
+/// The listener's task: runs the listener in event order, then hands it back (a transfer moves
+/// it to the next branch).
 ///
-/// `previous` is the state already kept when the keeper starts (`None` at a first start): the old
+/// `previous` is the state already kept when the task starts (`None` at a first start): the old
 /// side of the first `on_state_changed`.
 pub(crate) async fn run<S: Server>(
     cell: SharedCell<S>,
     mut events: Heard<S>,
-    listener: Option<BoxedListener<S>>,
+    listener: BoxedListener<S>,
     mut previous: Option<Kept<S>>,
-) -> Option<BoxedListener<S>> {
+) -> BoxedListener<S> {
     while let Some(event) = events.recv().await {
         match event {
             Event::Changed { new, skipped } => {
-                if let Some(listener) = &listener {
-                    if skipped > 0 {
-                        guarded("on_state_changes_skipped", || {
-                            listener.on_state_changes_skipped(skipped);
-                        });
-                    }
-                    let views = previous
-                        .as_ref()
-                        .and_then(S::Keep::show)
-                        .zip(S::Keep::show(&new));
-                    if let Some((old, new)) = views {
-                        guarded("on_state_changed", || listener.on_state_changed(&old, &new));
-                    }
+                if skipped > 0 {
+                    guarded("on_state_changes_skipped", || {
+                        listener.on_state_changes_skipped(skipped);
+                    });
+                }
+                let views = previous
+                    .as_ref()
+                    .and_then(S::Keep::show)
+                    .zip(S::Keep::show(&new));
+                if let Some((old, new)) = views {
+                    guarded("on_state_changed", || listener.on_state_changed(&old, &new));
                 }
                 previous = Some(new);
             }
@@ -343,19 +329,13 @@ pub(crate) async fn run<S: Server>(
             Event::Restart {
                 incarnation,
                 reason,
-            } => {
-                if let Some(listener) = &listener {
-                    guarded("on_restart", || listener.on_restart(incarnation, &reason));
-                }
-            }
+            } => guarded("on_restart", || listener.on_restart(incarnation, &reason)),
             Event::Terminate { reason } => {
-                if let Some(listener) = &listener {
-                    // Boxed: the lock's future would otherwise sit in every idle keeper's task.
-                    let cell = Box::pin(cell.lock()).await;
-                    guarded("on_terminate", || {
-                        listener.on_terminate(&reason, &cell.live)
-                    });
-                }
+                // Boxed: the lock's future would otherwise sit in the task all its life.
+                let cell = Box::pin(cell.lock()).await;
+                guarded("on_terminate", || {
+                    listener.on_terminate(&reason, &cell.live);
+                });
                 break;
             }
             Event::Hibernate => break,

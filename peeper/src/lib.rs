@@ -1,9 +1,9 @@
 //! Servers whose state survives their own crashes, on tokio.
 //!
-//! A peeper server is a **branch** of three tokio tasks: a *supervisor*, a *keeper* holding the
-//! state of the last completed handler, and a *worker* running your handlers. When the worker
-//! crashes (a panic, an `Err` from `init`, or a kill), the supervisor starts a new one from the
-//! keeper's state, with every queued message still queued. This is Elixir's
+//! A peeper server is a **branch**: a *supervisor*, a *keeper* holding the state of the last
+//! completed handler, and a *worker* running your handlers, all in one tokio task. When the
+//! worker crashes (a panic, an `Err` from `init`, or a kill), the supervisor starts a new one from
+//! the keeper's state, with every queued message still queued. This is Elixir's
 //! [Peeper](https://hexdocs.pm/peeper) for Rust, minus the messages Peeper loses.
 //!
 //! One attribute, [`#[peeper::server]`](server), turns the `impl` block of a state struct into a
@@ -96,29 +96,34 @@
 //!      │                                                      ▲ locked once per worker lifetime
 //!      │ control (kill, stop, handoff)                        │
 //!      ▼                                                      │
-//!   Supervisor task ──spawns, awaits──► Worker task ──────────┘
-//!      │  restarts, end                    │ state changes (only with a listener)
-//!      └──────────────► events (mpsc) ◄────┘
-//!                           ▼
-//!                      Keeper task: owns the Cell, runs the Listener in order
+//!   ┌─ the branch's task ───────────────────────────────────────────┐
+//!   │ Supervisor ──polls, under catch_unwind──► Worker future ───────┘
+//!   └──│───────────────────────────────────────────│─────────────────┘
+//!      │  restarts, end                            │ state changes
+//!      └──────────► events (mpsc) ◄────────────────┘  (only with a listener)
+//!                       ▼
+//!                  Listener task: runs the Listener in order (only with a listener)
 //! ```
 //!
-//! - **The mailbox** is one unbounded channel per branch. Its receiver lives in the keeper's
-//!   cell, not in a worker, so a worker's death never drops a queued message.
-//! - **The cell** holds the live state, the last good copy and the mailbox receiver. A worker locks
-//!   it once for its whole life, so keeping the state after a handler is a plain write, with no
-//!   message and no wake-up. When the worker dies, however it dies, its lock guard drops and the
-//!   cell is intact.
+//! - **One task per server.** The supervisor and the worker run in the branch's one task: the
+//!   worker is a future the supervisor polls beside the control queue. A server without a
+//!   listener is that one task; a listener adds a task of its own, so that its callbacks never
+//!   run on the worker's path. Hibernation ends the task; a revival starts a new one.
+//! - **The mailbox** is one unbounded channel per branch. Its receiver lives in the cell, not in
+//!   a worker, so a worker's death never drops a queued message.
+//! - **The cell** (the keeper) holds the live state, the last good copy and the mailbox receiver.
+//!   A worker locks it once for its whole life, so keeping the state after a handler is a plain
+//!   write, with no message and no wake-up. When the worker ends, however it ends, its lock
+//!   guard drops and the cell is intact.
 //! - **The worker** runs every handler under `catch_unwind`. After a handler that changed the state
 //!   (it borrowed the [`Tracked`] state mutably), it keeps the state with the server's
 //!   [keep strategy](keep), *then* replies. A panic is answered to the crashing caller with
 //!   [`CallError::Crashed`] and the panic's message.
-//! - **The supervisor** awaits the worker. On a crash it marks the cell for restore, applies the
-//!   restart intensity and the [`CrashLoop`] policy, and starts the next incarnation on the same
-//!   cell; the new worker brings the live state back to the last good copy and runs `init`. It also
-//!   carries out kills, stops and transfers, and ends the branch in order.
-//! - **The keeper** task owns the cell and runs the [`Listener`] callbacks from one event channel,
-//!   in the order things happened, never on the worker's path.
+//! - **The supervisor** polls the worker and the control queue. A kill drops the worker's future
+//!   at the `.await` it is suspended at, as an abort would. On a crash the supervisor marks the
+//!   cell for restore, applies the restart intensity and the [`CrashLoop`] policy, and polls the
+//!   next incarnation on the same cell; the new worker brings the live state back to the last good
+//!   copy and runs `init`. It also carries out stops and transfers, and ends the branch in order.
 //! - **Kept resources** ([tables](Context::table) and [kept values](Context::keep)) hang off the
 //!   branch, next to the cell: every incarnation gets the same ones back (no copy), a transfer
 //!   moves them, and the end of the branch drops them. Writes to them are not rolled back.
@@ -166,7 +171,7 @@ mod supervisor;
 mod table;
 mod worker;
 
-pub use branch::{Branch, BranchId, Child, Role};
+pub use branch::{Branch, BranchId};
 pub use client::Idempotent;
 pub use client::{Client, DEFAULT_CALL_TIMEOUT, Timer};
 pub use context::Context;

@@ -4,7 +4,7 @@ use crate::Exit;
 
 /// Callbacks about a server's life, each optional.
 ///
-/// They run in the keeper task, one at a time and in the order things happened, never in the
+/// They run in the listener's own task, one at a time and in the order things happened, never in the
 /// worker: a slow listener delays other listener calls, never a handler. A panicking callback is
 /// caught and logged; the keeper goes on with the next event.
 ///

@@ -51,7 +51,7 @@ impl std::error::Error for Ignore {}
 /// it mutably: only then is the state kept again (see [`keep`](crate::keep)), so read-only
 /// handlers never copy, whatever the strategy.
 ///
-/// Handlers run one at a time, in mailbox order, in the worker task. A panic in any of them, or
+/// Handlers run one at a time, in mailbox order, in the server's task. A panic in any of them, or
 /// an `Err` from [`init`](Server::init), is a crash: the worker is replaced and the state goes
 /// back to the one the last completed handler left.
 ///

@@ -1,19 +1,23 @@
-//! The supervisor task: starts workers, decides what a worker's end means (restart, give up,
-//! stop, hand over), and ends the branch in order.
+//! A branch's task: the supervision, which runs the workers in this same task, decides what a
+//! worker's end means (restart, give up, stop, hand over, hibernate), and ends the branch in order.
 //!
 //! On a crash it marks the cell for restore, checks the restart intensity and the crash-loop
-//! policy, tells the keeper (`on_restart`), and starts the next incarnation on the same cell, so
+//! policy, tells the listener (`on_restart`), and polls the next incarnation on the same cell, so
 //! the next worker sees the kept state and every queued message. When the branch ends, it runs
 //! `terminate` if no worker did, publishes the exit, closes and drains the mailbox (each waiting
-//! caller hears why), lets the keeper run `on_terminate`, frees the name and leaves its dynamic
+//! caller hears why), lets the listener run `on_terminate`, frees the name and leaves its dynamic
 //! supervisor, then marks the branch finished.
 
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::Poll;
+
+use futures::FutureExt;
 
 use tokio::runtime::Handle;
 use tokio::sync::{Mutex, mpsc, oneshot};
-use tokio::task::{JoinError, JoinHandle};
+use tokio::task::JoinHandle;
 
 use tokio::time::Instant;
 
@@ -320,73 +324,30 @@ async fn release<S>(durable: &Durable<S>, key: &crate::store::Key) {
     crate::durable::release(&durable.storage, key).await;
 }
 
-/// Spawns a branch's keeper and supervisor on `runtime`; the supervisor starts the worker.
+/// Spawns a branch's task on `runtime`: it supervises the branch and runs its workers.
 pub(crate) fn spawn<S: Server>(parts: Parts<S>, runtime: &Handle) {
-    let Parts {
-        cell,
-        client,
-        options,
-        listener,
-        initial,
-        incarnation,
-        commands,
-        durable,
-    } = parts;
-    // A moved branch keeps its queue (it belongs to the branch), with whatever waits in it.
-    let first_start = commands.is_none();
-    let commands = commands.unwrap_or_else(|| Commands::new(client.branch().clone()));
-    let (events, heard) = keeper::inbox(listener.is_some(), options.listener_backlog);
-    let changes = listener
-        .as_ref()
-        .filter(|l| l.wants_state_changes())
-        .and_then(|_| events.changes());
-    // A branch that moved (`transfer`, or a restart after an abandoned handoff) already has a
-    // kept state. Its new keeper must start from it: with no previous state it would skip the
-    // first change after the move instead of reporting it to the listener. Nothing holds the
-    // cell here (the previous worker, supervisor and keeper have ended), so `try_lock` succeeds;
-    // on a first start nothing is kept yet and this is `None`.
-    let previous = cell
-        .try_lock()
-        .ok()
-        .and_then(|mut cell| S::Keep::share(&mut cell.good));
-    let keeper = runtime.spawn(keeper::run(Arc::clone(&cell), heard, listener, previous));
-    let branch = client.branch().clone();
-    let supervisor = Supervisor {
-        cell,
-        client,
-        options,
-        initial,
-        incarnation,
-        events,
-        changes,
-        commands,
-        keeper,
-        restarts: VecDeque::new(),
-        failed_starts: 0,
-        reset_since_start: false,
-        durable,
-    };
-    let keeper_id = supervisor.keeper.id();
-    let mut tasks = branch.tasks();
-    if first_start {
-        tasks.control_open = true;
+    // Control requests are taken from the first start on (a moved branch takes them already):
+    // a request made right after `start` returns waits in the queue for the task.
+    if parts.commands.is_none() {
+        parts.client.branch().tasks().control_open = true;
     }
-    tasks.keeper = Some(keeper_id);
-    tasks.supervisor = Some(runtime.spawn(supervisor.run()).id());
+    runtime.spawn(Supervisor::new_then_run(parts));
 }
 
+/// A branch's supervision, run by its one task around the current worker.
 struct Supervisor<S: Server> {
     cell: SharedCell<S>,
     client: Client<S>,
     options: Options,
     initial: Option<Arc<Kept<S>>>,
     incarnation: u64,
-    /// To the keeper: restarts and the end.
+    /// To the listener's task: restarts and the end.
     events: keeper::Events<S>,
-    /// To the keeper, given to workers: state changes, when the listener wants them.
+    /// To the listener's task, given to workers: state changes, when the listener wants them.
     changes: Option<keeper::Changes<S>>,
     commands: Commands,
-    keeper: JoinHandle<Option<BoxedListener<S>>>,
+    /// The listener's task, which hands the listener back when it ends; only with a listener.
+    keeper: Option<JoinHandle<BoxedListener<S>>>,
     /// When the recent restarts happened, oldest first, pruned to the window.
     restarts: VecDeque<Instant>,
     failed_starts: u32,
@@ -403,7 +364,72 @@ enum Next {
 }
 
 impl<S: Server> Supervisor<S> {
+    /// The supervision of `parts`, with the listener's task started if there is a listener.
+    /// Called in the branch's task: the listener's task is spawned on the same runtime.
+    fn new(parts: Parts<S>) -> Self {
+        let Parts {
+            cell,
+            client,
+            options,
+            listener,
+            initial,
+            incarnation,
+            commands,
+            durable,
+        } = parts;
+        // A moved branch keeps its queue (it belongs to the branch), with whatever waits in it.
+        let commands = commands.unwrap_or_else(|| Commands::new(client.branch().clone()));
+        let (events, keeper, changes) = match listener {
+            None => (keeper::Events::Quiet, None, None),
+            Some(listener) => {
+                let (events, heard) = keeper::inbox(options.listener_backlog);
+                let changes = listener
+                    .wants_state_changes()
+                    .then(|| events.changes())
+                    .flatten();
+                // A branch that moved (`transfer`, or a restart after an abandoned handoff)
+                // already has a kept state. The listener must start from it: with no previous
+                // state it would skip the first change after the move instead of reporting it.
+                // Nothing holds the cell here (the previous task has ended), so `try_lock`
+                // succeeds; on a first start nothing is kept yet and this is `None`.
+                let previous = cell
+                    .try_lock()
+                    .ok()
+                    .and_then(|mut cell| S::Keep::share(&mut cell.good));
+                let keeper =
+                    tokio::spawn(keeper::run(Arc::clone(&cell), heard, listener, previous));
+                (events, Some(keeper), changes)
+            }
+        };
+        Supervisor {
+            cell,
+            client,
+            options,
+            initial,
+            incarnation,
+            events,
+            changes,
+            commands,
+            keeper,
+            restarts: VecDeque::new(),
+            failed_starts: 0,
+            reset_since_start: false,
+            durable,
+        }
+    }
+
+    /// The branch's task: `new`, then `run`. `new` spawns the listener's task, so it runs in
+    /// the branch's task, on the branch's runtime.
+    async fn new_then_run(parts: Parts<S>) {
+        Self::new(parts).run().await;
+    }
+
+    /// Supervises the branch: runs workers one after the other, decides after each one's end,
+    /// and ends, hibernates or hands over the branch.
     async fn run(mut self) {
+        // Set by the task itself, so that it is never set after the task cleared it (ended,
+        // hibernated) on another thread.
+        self.client.branch().tasks().task = Some(tokio::task::id());
         let mut handoff: Option<oneshot::Sender<Box<dyn Moving>>> = None;
         loop {
             let guard = Arc::clone(&self.cell).lock_owned().await;
@@ -423,20 +449,48 @@ impl<S: Server> Supervisor<S> {
                 idle_after: self.options.idle_after,
                 retention: self.options.retention,
             };
-            let mut running = tokio::spawn(worker.run(guard));
-            let end = loop {
-                tokio::select! {
-                    joined = &mut running => break classify(joined),
-                    Some(command) = self.commands.recv() => match command {
-                        Control::KillWorker => running.abort(),
-                        // Through the mailbox, so that what was queued before the stop is handled.
-                        Control::Stop(reason) => { let _ = self.client.enqueue(Envelope::Stop(Box::new(reason))); }
-                        Control::Handoff(reply) => {
-                            handoff = Some(reply);
-                            let _ = self.client.enqueue(Envelope::Handoff);
+            // The worker runs in this task. Handler panics are caught inside it; this catches a
+            // panic of the runtime's own code, which a task of its own would have reported to
+            // its `JoinHandle`. A kill drops the worker's future at the await point it is
+            // suspended at, as an abort of its task would: with it, its lock on the cell, at the
+            // end of this block.
+            let end = {
+                let mut running =
+                    std::pin::pin!(AssertUnwindSafe(worker.run(guard)).catch_unwind());
+                std::future::poll_fn(|cx| {
+                    loop {
+                        if let Poll::Ready(ended) = running.as_mut().poll(cx) {
+                            return Poll::Ready(ended.unwrap_or_else(|payload| {
+                                WorkerEnd::Crashed {
+                                    exit: Exit::panicked(&*payload),
+                                    started: false,
+                                }
+                            }));
                         }
-                    },
-                }
+                        let Poll::Ready(command) = self.commands.poll_recv(cx) else {
+                            return Poll::Pending;
+                        };
+                        match command {
+                            Control::KillWorker => {
+                                return Poll::Ready(WorkerEnd::Crashed {
+                                    exit: Exit::Killed,
+                                    started: false,
+                                });
+                            }
+                            // Through the mailbox, so that what was queued before the stop is
+                            // handled; the worker is polled again at once, and reaches it in this
+                            // same wake-up if nothing else waits.
+                            Control::Stop(reason) => {
+                                let _ = self.client.enqueue(Envelope::Stop(Box::new(reason)));
+                            }
+                            Control::Handoff(reply) => {
+                                handoff = Some(reply);
+                                let _ = self.client.enqueue(Envelope::Handoff);
+                            }
+                        }
+                    }
+                })
+                .await
             };
             let next = match end {
                 WorkerEnd::Stopped(exit) => Next::End {
@@ -646,7 +700,9 @@ impl<S: Server> Supervisor<S> {
         drop(self.changes);
         // A keeper that panicked outside a listener callback would be a bug in this crate; the
         // branch still ends in order.
-        let _ = self.keeper.await;
+        if let Some(keeper) = self.keeper {
+            let _ = keeper.await;
+        }
         // The tables go with the name: no lookup finds them, outside handles refuse, and what
         // they held is dropped.
         branch.resources().end();
@@ -713,7 +769,7 @@ impl<S: Server> Supervisor<S> {
         // clear the revived branch's task ids and mark it hibernating while it runs.
         {
             let mut tasks = branch.tasks();
-            (tasks.supervisor, tasks.keeper, tasks.worker) = (None, None, None);
+            tasks.task = None;
         }
         branch
             .inner
@@ -735,7 +791,12 @@ impl<S: Server> Supervisor<S> {
         self.events.send(last);
         drop(self.events);
         drop(self.changes);
-        let listener = self.keeper.await.ok().flatten();
+        let listener = match self.keeper {
+            // A listener's task that panicked outside a callback (a bug of this crate) took the
+            // listener with it.
+            Some(keeper) => keeper.await.ok(),
+            None => None,
+        };
         Parts {
             cell: self.cell,
             client: self.client,
@@ -758,24 +819,6 @@ impl<S: Server> Supervisor<S> {
         if let Err(parts) = reply.send(Box::new(parts)) {
             // The transfer gave up waiting: the branch must not vanish, so it restarts here.
             parts.spawn_on(&Handle::current());
-        }
-    }
-}
-
-fn classify(joined: Result<WorkerEnd, JoinError>) -> WorkerEnd {
-    match joined {
-        Ok(end) => end,
-        Err(error) if error.is_cancelled() => WorkerEnd::Crashed {
-            exit: Exit::Killed,
-            started: false,
-        },
-        // The worker catches handler panics itself; this is a panic in the runtime's own code.
-        Err(error) => {
-            let payload = error.into_panic();
-            WorkerEnd::Crashed {
-                exit: Exit::panicked(&*payload),
-                started: false,
-            }
         }
     }
 }
@@ -855,10 +898,10 @@ impl<S: Server> Sleeping<S> {
     /// Loads the state from the store and starts the branch again, with every message that
     /// arrived meanwhile still queued.
     fn revive(self, runtime: &Handle) {
-        let spawn_on = runtime.clone();
         runtime.spawn(async move {
             let mut this = self;
             let branch = this.client.branch().clone();
+            branch.tasks().task = Some(tokio::task::id());
             let loaded = match (&mut this.durable, this.options.name.as_deref()) {
                 // Claimed again first, as at start: hibernating released it.
                 (Some(durable), Some(name)) => {
@@ -891,7 +934,8 @@ impl<S: Server> Sleeping<S> {
                         .status
                         .send_modify(|status| status.hibernating = false);
                     tracing::info!(server = branch.server(), name = branch.name(), "revived");
-                    spawn(parts, &spawn_on);
+                    // This task is the branch's task from here on.
+                    Supervisor::new(parts).run().await;
                 }
                 Ok(None) => finish_unrevived::<S>(
                     &branch,

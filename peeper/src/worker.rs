@@ -1,4 +1,4 @@
-//! The worker task: restores the state if a crash left it unknown, runs `init`, then handles the
+//! The worker, run by its branch's task: restores the state if a crash left it unknown, runs `init`, then handles the
 //! mailbox one message at a time.
 //!
 //! Every handler runs under `catch_unwind`. A panic is answered right here: the crashing caller
@@ -179,7 +179,6 @@ enum Job<S: Server> {
 
 impl<S: Server> Worker<S> {
     pub(crate) async fn run(self, mut cell: OwnedMutexGuard<Cell<S>>) -> WorkerEnd {
-        self.client.branch().tasks().worker = Some(tokio::task::id());
         let branch = self.client.branch().id();
         let cell = &mut *cell;
         let changes = self.changes.as_ref();

@@ -34,8 +34,7 @@ async fn asleep(tally: &TallyClient, storage: &Storage, count: u64) {
     tally.branch().hibernated().await.unwrap();
     assert!(tally.branch().is_hibernating());
     assert!(tally.branch().is_running(), "hibernating is not ending");
-    assert_eq!(tally.branch().which_children(), []);
-    assert_eq!(tally.branch().supervisor_id(), None);
+    assert_eq!(tally.branch().task_id(), None);
     let name = tally.branch().name().unwrap();
     assert_eq!(stored_tally(storage, name).await, Some(count));
 }

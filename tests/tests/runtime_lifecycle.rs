@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use peeper::{CallError, Child, DynamicSupervisor, Exit, Role, SendError, Server, StopError};
+use peeper::{CallError, DynamicSupervisor, Exit, SendError, Server, StopError};
 use peeper_tests::{
     Counter, CounterCall, CounterCast, CounterClient, CounterInfo, CounterReply, Gate, Probe,
     Recorder, kill_and_wait, queue, unique,
@@ -186,51 +186,20 @@ async fn branch_introspection() {
     assert!(branch.is_running());
     assert_eq!(branch.exit(), None);
 
-    let supervisor = branch.supervisor_id().unwrap();
-    let keeper = branch.keeper_id().unwrap();
-    let worker = branch.worker_id().unwrap();
-    assert!(supervisor != keeper && keeper != worker && worker != supervisor);
-    assert_eq!(
-        branch.which_children(),
-        [
-            Child {
-                role: Role::Keeper,
-                id: keeper
-            },
-            Child {
-                role: Role::Worker,
-                id: worker
-            }
-        ]
-    );
-    // The worker id is the id of the task that runs the handlers.
+    // One task supervises the branch and runs its worker: the handlers run in it.
+    let task = branch.task_id().unwrap();
     assert_eq!(
         counter.call(CounterCall::TaskId).await,
-        Ok(CounterReply::Task(worker))
+        Ok(CounterReply::Task(task))
     );
     assert_eq!((branch.incarnation(), branch.restarts()), (0, 0));
 
+    // The next worker runs in the same task.
     assert_eq!(kill_and_wait(&counter).await, 1);
-    let restarted = branch.worker_id().unwrap();
-    assert_ne!(restarted, worker);
-    assert_eq!(branch.supervisor_id(), Some(supervisor));
-    assert_eq!(branch.keeper_id(), Some(keeper));
-    assert_eq!(
-        branch.which_children(),
-        [
-            Child {
-                role: Role::Keeper,
-                id: keeper
-            },
-            Child {
-                role: Role::Worker,
-                id: restarted
-            }
-        ]
-    );
+    assert_eq!(branch.task_id(), Some(task));
     assert_eq!(
         counter.call(CounterCall::TaskId).await,
-        Ok(CounterReply::Task(restarted))
+        Ok(CounterReply::Task(task))
     );
 
     let crash = counter.call(CounterCall::Panic("introspected")).await;
@@ -239,17 +208,13 @@ async fn branch_introspection() {
     assert_eq!((branch.incarnation(), branch.restarts()), (2, 2));
 
     counter.stop().await.unwrap();
-    assert_eq!(branch.supervisor_id(), None);
-    assert_eq!(branch.keeper_id(), None);
-    assert_eq!(branch.worker_id(), None);
-    assert!(branch.which_children().is_empty());
+    assert_eq!(branch.task_id(), None);
     assert!(!branch.is_running());
     assert_eq!(branch.exit(), Some(Exit::Normal));
     assert_eq!(branch.restarts(), 2);
 }
 
-/// Branch ids are unique and stable; a transfer keeps the branch id but brings new supervisor,
-/// keeper and worker tasks.
+/// Branch ids are unique and stable; a transfer keeps the branch id but brings a new task.
 #[tokio::test]
 async fn branch_ids_across_a_transfer() {
     let name = unique("moved");
@@ -266,20 +231,15 @@ async fn branch_ids_across_a_transfer() {
     );
     assert!(counter.branch().id().to_string().starts_with("branch#"));
 
-    let before = counter.branch().which_children();
-    let supervisor = counter.branch().supervisor_id();
+    let task = counter.branch().task_id();
+    assert!(task.is_some());
     let id = counter.branch().id();
     let moved = counter.branch().next_restart();
     peeper::transfer(&name, &from, &to).await.unwrap();
     assert_eq!(moved.await, Ok(1));
     assert_eq!(counter.branch().id(), id);
-    assert_ne!(counter.branch().supervisor_id(), supervisor);
-    let after = counter.branch().which_children();
-    assert_eq!(after.len(), 2);
-    assert!(
-        after.iter().all(|child| !before.contains(child)),
-        "{before:?} {after:?}"
-    );
+    assert!(counter.branch().task_id().is_some());
+    assert_ne!(counter.branch().task_id(), task);
     assert_eq!(counter.get().await, Ok(1));
     counter.stop().await.unwrap();
     other.stop().await.unwrap();

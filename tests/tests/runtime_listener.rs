@@ -206,3 +206,28 @@ async fn a_listener_may_decline_state_changes() {
     counter.stop().await.unwrap();
     assert_eq!(probe.lines(), ["restart 1", "terminate Normal 10"]);
 }
+
+/// A server is one task (supervision and worker together); a listener adds one task of its own,
+/// and a restart adds none.
+#[tokio::test(flavor = "current_thread")]
+async fn a_server_is_one_task_and_a_listener_adds_one() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    let plain = Counter::start(Counter::at(0)).await.unwrap();
+    assert_eq!(metrics.num_alive_tasks(), before + 1);
+    let heard = Counter::builder(Counter::at(0))
+        .listener(EndsOnly(Probe::default()))
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(metrics.num_alive_tasks(), before + 3);
+    assert_eq!(kill_and_wait(&plain).await, 1);
+    assert_eq!(kill_and_wait(&heard).await, 1);
+    assert_eq!(metrics.num_alive_tasks(), before + 3);
+    plain.stop().await.unwrap();
+    heard.stop().await.unwrap();
+    // `stop` resolves as the tasks return; a current-thread runtime counts a task alive until it
+    // has been polled to its end, which happens before the next turn of this one.
+    tokio::task::yield_now().await;
+    assert_eq!(metrics.num_alive_tasks(), before);
+}
