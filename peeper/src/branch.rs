@@ -120,6 +120,9 @@ pub(crate) struct BranchInner {
     pub(crate) tasks: Mutex<Tasks>,
     /// Whether this branch may hibernate: only then do sends take the `sleeping` lock.
     may_sleep: bool,
+    /// Whether the branch's task runs on a multi-thread runtime (set at every spawn: a transfer
+    /// may move it). Calls arm their timeout differently there (see `client::Answer`).
+    multi_thread: AtomicBool,
     sleeping: Mutex<Option<Wake>>,
     /// Set, under the `tasks` lock, while control requests wait in `Tasks::pending`: the
     /// branch's task looks at it on every wake-up, so it must cost one atomic load, not a lock.
@@ -197,6 +200,7 @@ impl Branch {
                 status: StatusCell::default(),
                 tasks: Mutex::new(Tasks::default()),
                 may_sleep,
+                multi_thread: AtomicBool::new(false),
                 sleeping: Mutex::new(None),
                 control_waiting: AtomicBool::new(false),
                 control_ready: AtomicWaker::new(),
@@ -247,6 +251,20 @@ impl Branch {
             wake();
         }
         sent
+    }
+
+    /// Records the flavor of the runtime the branch's task is spawned on.
+    pub(crate) fn runs_on(&self, runtime: &tokio::runtime::Handle) {
+        let multi_thread = runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
+        self.inner
+            .multi_thread
+            .store(multi_thread, Ordering::Relaxed);
+    }
+
+    /// Whether the branch's task runs on a multi-thread runtime.
+    #[inline]
+    pub(crate) fn on_multi_thread(&self) -> bool {
+        self.inner.multi_thread.load(Ordering::Relaxed)
     }
 
     /// `true` while the branch hibernates (see
@@ -501,6 +519,12 @@ impl Commands {
             .control_waiting
             .store(!tasks.pending.is_empty(), Ordering::Release);
         control.map_or(Poll::Pending, Poll::Ready)
+    }
+
+    /// Drops the waker of the task that last waited for a request: it would keep that task's
+    /// allocation alive after the task ended or hibernated (the branch outlives its tasks).
+    pub(crate) fn unhook(&self) {
+        drop(self.branch.inner.control_ready.take());
     }
 
     pub(crate) fn is_empty(&self) -> bool {

@@ -130,7 +130,8 @@ impl<S: Server> Client<S> {
             answer,
             timeout,
             timer: None,
-            yielded: false,
+            // See `Answer`: on a multi-thread runtime the timer is armed at the first poll.
+            yielded: self.branch.on_multi_thread(),
         })
         .await
         {
@@ -231,6 +232,12 @@ impl<S: Server> Client<S> {
         self.branch
             .send_waking(|| self.mailbox.send(envelope))
             .map_err(|_| SendError::Stopped(self.branch.exit_or_normal()))
+    }
+
+    /// Puts `envelope` back into the mailbox without waking a hibernating branch (the caller
+    /// holds the sleeping lock, and decides about waking itself).
+    pub(crate) fn requeue(&self, envelope: Envelope<S>) {
+        let _ = self.mailbox.send(envelope);
     }
 
     fn enqueue_after(&self, delay: Duration, envelope: Envelope<S>) -> Result<Timer, SendError> {
@@ -376,10 +383,18 @@ impl<S: Server> fmt::Debug for Idempotent<'_, S> {
 ///
 /// `tokio::time::timeout` would register a timer for every call, and that registration (a clock
 /// read and an insertion into the timer wheel under the driver's lock) costs about a third of a
-/// call's round trip. Most replies arrive within one turn of the scheduler, so the timer is armed
-/// only if the reply is not there then: the first pending poll wakes itself instead, which lets
-/// the worker (woken by the send) run first. The timeout therefore counts from that second poll,
-/// a scheduler turn after the send, never less than asked for.
+/// call's round trip. On a current-thread runtime most replies arrive within one turn of the
+/// scheduler, so the timer is armed only if the reply is not there then: the first pending poll
+/// wakes itself instead, which puts the caller behind the worker (woken by the send) in the one
+/// run queue. The timeout therefore counts from that second poll, a scheduler turn after the
+/// send, never less than asked for.
+///
+/// On a multi-thread runtime that trick backfires: a task that wakes itself is sent to the back
+/// of its worker thread's run queue, and the reply's wake-up, which would have put the caller in
+/// the thread's next-task (LIFO) slot, finds it queued already, behind every other task there.
+/// So there the timer is armed at the first poll, and the reply, when it comes, runs the caller
+/// next. Which runtime it is, is taken from the server's (`Branch::on_multi_thread`): a caller
+/// almost always shares it.
 struct Answer<T> {
     answer: oneshot::Receiver<T>,
     timeout: Duration,

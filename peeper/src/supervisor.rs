@@ -328,10 +328,18 @@ async fn release<S>(durable: &Durable<S>, key: &crate::store::Key) {
 pub(crate) fn spawn<S: Server>(parts: Parts<S>, runtime: &Handle) {
     // Control requests are taken from the first start on (a moved branch takes them already):
     // a request made right after `start` returns waits in the queue for the task.
+    let branch = parts.client.branch();
     if parts.commands.is_none() {
-        parts.client.branch().tasks().control_open = true;
+        branch.tasks().control_open = true;
     }
-    runtime.spawn(Supervisor::new_then_run(parts));
+    branch.runs_on(runtime);
+    // Built here, not in the task: the parts would take room in the task's future for its whole
+    // life. Entered so that a listener's task is spawned on the branch's runtime.
+    let supervisor = {
+        let _entered = runtime.enter();
+        Supervisor::new(parts)
+    };
+    runtime.spawn(supervisor.run());
 }
 
 /// A branch's supervision, run by its one task around the current worker.
@@ -364,8 +372,8 @@ enum Next {
 }
 
 impl<S: Server> Supervisor<S> {
-    /// The supervision of `parts`, with the listener's task started if there is a listener.
-    /// Called in the branch's task: the listener's task is spawned on the same runtime.
+    /// The supervision of `parts`, with the listener's task started if there is a listener (on
+    /// the current runtime: the branch's).
     fn new(parts: Parts<S>) -> Self {
         let Parts {
             cell,
@@ -416,12 +424,6 @@ impl<S: Server> Supervisor<S> {
             reset_since_start: false,
             durable,
         }
-    }
-
-    /// The branch's task: `new`, then `run`. `new` spawns the listener's task, so it runs in
-    /// the branch's task, on the branch's runtime.
-    async fn new_then_run(parts: Parts<S>) {
-        Self::new(parts).run().await;
     }
 
     /// Supervises the branch: runs workers one after the other, decides after each one's end,
@@ -517,7 +519,11 @@ impl<S: Server> Supervisor<S> {
                 Next::Restart => {}
                 Next::End { exit, terminate } => return Box::pin(self.end(exit, terminate)).await,
                 Next::Handoff(reply) => return Box::pin(self.hand_over(reply)).await,
-                Next::Hibernate => return Box::pin(self.hibernate()).await,
+                // Unconstrained by tokio's budget: `unhook` must not find it spent (the awaits
+                // on the way are the listener's end and the claim's release, both bounded).
+                Next::Hibernate => {
+                    return Box::pin(tokio::task::unconstrained(self.hibernate())).await;
+                }
             }
         }
     }
@@ -629,6 +635,7 @@ impl<S: Server> Supervisor<S> {
 
     /// Ends the branch for good; see the module docs for the order.
     async fn end(mut self, exit: Exit, run_terminate: bool) {
+        self.commands.unhook();
         let branch = self.client.branch().clone();
         let mut ctx = Context::new(self.incarnation, self.client.clone());
         {
@@ -640,6 +647,15 @@ impl<S: Server> Supervisor<S> {
                 .inner
                 .status
                 .send_modify(|status| status.exit = Some(exit.clone()));
+            // Whatever is queued now is refused (the exit is published: later sends fail), and
+            // the task's waker leaves the channel, which clients keep alive after the end.
+            let refused = std::future::poll_fn(|_| {
+                while let Some(envelope) = receive_unhooked(&mut cell.mailbox) {
+                    envelope.refuse(&exit);
+                }
+                Poll::Ready(())
+            });
+            tokio::task::unconstrained(refused).await;
             cell.mailbox.close();
             while let Ok(envelope) = cell.mailbox.try_recv() {
                 envelope.refuse(&exit);
@@ -758,6 +774,19 @@ impl<S: Server> Supervisor<S> {
             .commands
             .as_ref()
             .is_some_and(|commands| !commands.is_empty());
+        let stray = (sleeping.mailbox.is_empty() && !pending_control)
+            .then(|| receive_unhooked(&mut sleeping.mailbox))
+            .flatten();
+        if let Some(envelope) = stray {
+            // Cannot happen: every send takes the lock held here, and the mailbox was empty. Were
+            // it to, the message goes back, alone in the mailbox, so its order stands.
+            tracing::error!(
+                server = branch.server(),
+                name = branch.name(),
+                "a message reached the mailbox of a branch going to sleep; staying awake"
+            );
+            sleeping.client.requeue(envelope);
+        }
         if !sleeping.mailbox.is_empty() || pending_control {
             // A message or request came in while the branch was getting ready to sleep: stay
             // awake. (Any later one finds the slot filled, under this same lock, and wakes it.)
@@ -788,6 +817,7 @@ impl<S: Server> Supervisor<S> {
     /// Ends this supervisor's keeper with `last` (which says why: hibernation or transfer) and
     /// returns everything the branch needs to start again, as its next incarnation.
     async fn into_parts(mut self, last: Event<S>) -> Parts<S> {
+        self.commands.unhook();
         self.events.send(last);
         drop(self.events);
         drop(self.changes);
@@ -820,6 +850,22 @@ impl<S: Server> Supervisor<S> {
             // The transfer gave up waiting: the branch must not vanish, so it restarts here.
             parts.spawn_on(&Handle::current());
         }
+    }
+}
+
+/// Receives from `mailbox` with a no-op waker: the next message, or `None` with the waker of the
+/// calling task replaced in the channel by one that does nothing.
+///
+/// A tokio channel keeps the waker of the last task that waited on it, and a waker keeps its
+/// task's allocation (the whole future's size) alive. Clients keep the channel alive after the
+/// branch's task has ended or hibernated; without this, each of them would keep the dead task's
+/// two kilobytes too. Called under `unconstrained`: with the task's budget spent, the receive
+/// would return `Pending` without touching the waker.
+fn receive_unhooked<T>(mailbox: &mut mpsc::UnboundedReceiver<T>) -> Option<T> {
+    let mut noop = std::task::Context::from_waker(std::task::Waker::noop());
+    match mailbox.poll_recv(&mut noop) {
+        Poll::Ready(received) => received,
+        Poll::Pending => None,
     }
 }
 
