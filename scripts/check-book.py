@@ -7,7 +7,7 @@
 2. Tests: every chapter under `book/src/` with a Rust code block must be included in
    `examples/lib.rs`, where `cargo test --workspace` runs its blocks as doctests.
 3. The expansion shown in `macro-expansion.md` must be the one in the documentation of
-   `peeper::server` (`peeper/src/lib.rs`), which a test compares with what the macro emits.
+   `peeper::server` (`peeper/src/docs/server-attribute.md`), which a test compares with what the macro emits.
 4. Examples: the chapter blocks listed in `SYNCED` must be, once their hidden (`#`) lines are
    shown and both sides are formatted by rustfmt, the programs in `examples/` that a reader on
    GitHub sees without hidden lines. `--write-examples` writes those files from the chapters.
@@ -153,19 +153,20 @@ def trimmed(code):
 
 
 def check_expansion(problems):
-    with open(os.path.join(ROOT, "peeper", "src", "lib.rs"), encoding="utf-8") as file:
+    docs = os.path.join("peeper", "src", "docs", "server-attribute.md")
+    with open(os.path.join(ROOT, docs), encoding="utf-8") as file:
         lines = file.read().split("\n")
-    starts = [i for i, line in enumerate(lines) if line.startswith("/// <details><summary>What <code>#[peeper::server]</code> generates")]
+    starts = [i for i, line in enumerate(lines) if line.startswith("<details><summary>What <code>#[peeper::server]</code> generates")]
     if not starts:
-        problems.append("peeper/src/lib.rs: the expansion (`<details><summary>What <code>#[peeper::server]</code> generates`) was not found")
+        problems.append(f"{docs}: the expansion (`<details><summary>What <code>#[peeper::server]</code> generates`) was not found")
         return
     i = starts[0]
-    while lines[i].strip() != "/// ```":
+    while lines[i].strip() != "```":
         i += 1
     j = i + 1
-    while lines[j].strip() != "/// ```":
+    while lines[j].strip() != "```":
         j += 1
-    documented = "\n".join(line[4:] if line.startswith("/// ") else line[3:] for line in lines[i + 1:j])
+    documented = "\n".join(lines[i + 1:j])
     documented = documented.split("# fn main() {}")[0]
 
     with open(os.path.join(SOURCES, "macro-expansion.md"), encoding="utf-8") as file:
@@ -177,7 +178,8 @@ def check_expansion(problems):
     if trimmed(shown) != trimmed(documented):
         problems.append(
             "book/src/macro-expansion.md: its last block is not the expansion documented on "
-            "`peeper::server` in peeper/src/lib.rs: copy it again (everything before its `main`)")
+            "`peeper::server` in peeper/src/docs/server-attribute.md: copy it again (everything "
+            "before its `main`)")
 
 
 # (chapter, index of its ```rust block, example file under examples/, what the example is).

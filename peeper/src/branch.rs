@@ -4,17 +4,15 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::task::Poll;
 
 use futures::task::AtomicWaker;
 use tokio::sync::{Notify, oneshot};
 use tokio::task;
 
-use crate::dynamic::DynInner;
 use crate::resources::Resources;
 use crate::store::StoreError;
-use crate::supervisor::Moving;
 use crate::{Exit, SendError, StopError};
 
 /// A branch's lifecycle, published by its tasks and watched by clients.
@@ -33,7 +31,7 @@ pub(crate) struct Status {
     pub(crate) hibernating: bool,
     /// The branch is ending but its last state could not be stored yet (this is the last
     /// error): it retries, holding its claim and its name, until the store takes it.
-    pub(crate) unstored: Option<StoreError>,
+    pub(crate) unstored: Option<Box<StoreError>>,
     /// The start that made the branch's claim was dropped and gave the claim up itself: the
     /// branch must not release it (see `supervisor::Starting`).
     pub(crate) abandoned: bool,
@@ -87,6 +85,19 @@ impl StatusCell {
     }
 }
 
+/// A branch between two supervisors, with its server type erased: what a transfer carries. A
+/// trait object rather than `Box<dyn Any>`, so that no downcast can fail and drop a branch.
+pub(crate) trait Moving: Send {
+    /// Starts the branch again on `runtime`, as its next incarnation.
+    fn spawn_on(self: Box<Self>, runtime: &tokio::runtime::Handle);
+}
+
+/// What hosts a branch (a dynamic supervisor): told when the branch ends, so that it lets go of
+/// it.
+pub(crate) trait Owner: Send + Sync {
+    fn forget(&self, branch: BranchId);
+}
+
 /// What revives a hibernating branch; taken (once) by the first handle that sends to it.
 pub(crate) type Wake = Box<dyn FnOnce() + Send>;
 
@@ -109,7 +120,8 @@ pub(crate) struct Tasks {
     /// The branch's task: its supervision and its worker, one task. `None` while it hibernates
     /// and once it has ended.
     pub(crate) task: Option<task::Id>,
-    pub(crate) owner: Option<Weak<DynInner>>,
+    /// The dynamic supervisor hosting the branch, if any: told when the branch ends.
+    pub(crate) owner: Option<Weak<dyn Owner>>,
 }
 
 pub(crate) struct BranchInner {
@@ -130,7 +142,8 @@ pub(crate) struct BranchInner {
     /// Wakes the branch's task after a control request is queued.
     control_ready: AtomicWaker,
     /// The tables and kept values, for every incarnation of the worker, wherever it moves.
-    resources: Resources,
+    /// Made on first use: most servers keep no table and no value.
+    resources: OnceLock<Box<Resources>>,
 }
 
 /// A unique id for a branch, stable across restarts and transfers.
@@ -204,13 +217,18 @@ impl Branch {
                 sleeping: Mutex::new(None),
                 control_waiting: AtomicBool::new(false),
                 control_ready: AtomicWaker::new(),
-                resources: Resources::default(),
+                resources: OnceLock::new(),
             }),
         }
     }
 
     pub(crate) fn resources(&self) -> &Resources {
-        &self.inner.resources
+        self.inner.resources.get_or_init(Box::default)
+    }
+
+    /// The tables and kept values, if anything ever made them.
+    pub(crate) fn existing_resources(&self) -> Option<&Resources> {
+        self.inner.resources.get().map(|resources| &**resources)
     }
 
     pub(crate) fn tasks(&self) -> MutexGuard<'_, Tasks> {
@@ -400,7 +418,7 @@ impl Branch {
             .wait_for(|s| s.finished || s.unstored.is_some())
             .await;
         match (status.unstored, status.terminate_panicked) {
-            (Some(error), _) if !status.finished => Err(StopError::Store(error)),
+            (Some(error), _) if !status.finished => Err(StopError::Store(*error)),
             (_, Some(message)) => Err(StopError::Terminate { message }),
             _ => Ok(()),
         }

@@ -10,8 +10,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tokio::time::Sleep;
 
+use crate::mailbox::KeyedCall;
 use crate::mailbox::{Caller, Envelope};
-use crate::retained::{IdempotencyKey, KeyedCall, ReplyCodec, Retainable};
+use crate::retained::{IdempotencyKey, ReplyCodec, Retainable};
 use crate::{Branch, CallError, Exit, SendError, Server, StopError};
 
 /// How long a call waits for its reply unless told otherwise: 5 seconds, as `GenServer.call/2`.

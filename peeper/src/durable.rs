@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::Branch;
+use crate::fingerprint::fingerprint;
 use crate::store::{self, Claim, Key, Persist, Storage, StoreError, Write};
 
 pub(crate) struct Durable<S> {
@@ -54,7 +55,7 @@ impl<S> Durable<S> {
     }
 
     /// The stored state of `key`, if any, decoded (and migrated), with the fingerprint of the
-    /// stored bytes ([`fingerprint`]).
+    /// stored bytes ([`fingerprint`](crate::fingerprint::fingerprint)).
     pub(crate) async fn load(&self, key: &Key) -> Result<Option<(S, u64)>, StoreError> {
         match self.storage.read(key).await? {
             Some(bytes) => {
@@ -161,7 +162,7 @@ impl<S> Durable<S> {
                 branch
                     .inner
                     .status
-                    .send_modify(|status| status.unstored = Some(error));
+                    .send_modify(|status| status.unstored = Some(Box::new(error)));
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(LONGEST_PAUSE);
@@ -195,14 +196,4 @@ impl<S> fmt::Debug for Durable<S> {
             .field("kind", &self.kind)
             .finish_non_exhaustive()
     }
-}
-
-/// A fingerprint of stored bytes (FNV-1a, 64 bits): what tells a state written back unchanged
-/// from one that changed, without keeping the bytes.
-pub(crate) fn fingerprint(bytes: &[u8]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes.iter().fold(OFFSET, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(PRIME)
-    })
 }

@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
-use crate::branch::Control;
-use crate::supervisor::Moving;
+use crate::branch::{Control, Moving, Owner};
 use crate::{
     Branch, BranchId, Builder, Client, Exit, Server, StartError, StopError, TransferError, registry,
 };
@@ -48,6 +47,17 @@ impl<S: Server> Hosted for Hosting<S> {
 pub(crate) struct DynInner {
     runtime: Handle,
     state: Mutex<DynState>,
+}
+
+impl Owner for DynInner {
+    fn forget(&self, branch: BranchId) {
+        // Nothing panics while the lock is held.
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .children
+            .remove(&branch);
+    }
 }
 
 #[derive(Default)]
@@ -111,8 +121,10 @@ impl DynamicSupervisor {
         }
     }
 
-    pub(crate) fn from_inner(inner: Arc<DynInner>) -> Self {
-        DynamicSupervisor { inner }
+    /// The handle a hosted branch keeps on this supervisor.
+    fn as_owner(&self) -> std::sync::Weak<dyn Owner> {
+        let inner: Arc<dyn Owner> = Arc::clone(&self.inner) as Arc<dyn Owner>;
+        Arc::downgrade(&inner)
     }
 
     fn state(&self) -> MutexGuard<'_, DynState> {
@@ -141,15 +153,11 @@ impl DynamicSupervisor {
         if state.shut_down {
             return None;
         }
-        client.branch().tasks().owner = Some(Arc::downgrade(&self.inner));
+        client.branch().tasks().owner = Some(self.as_owner());
         state
             .children
             .insert(client.branch().id(), Arc::new(Hosting(client.clone())));
         Some(self.inner.runtime.clone())
-    }
-
-    pub(crate) fn forget(&self, branch: BranchId) {
-        self.state().children.remove(&branch);
     }
 
     fn find(&self, branch: BranchId) -> Option<Arc<dyn Hosted>> {
@@ -302,12 +310,12 @@ pub async fn transfer(
     }
     let parts = hosted.hand_over().await?;
     let branch = hosted.branch().clone();
-    from.forget(branch.id());
+    from.inner.forget(branch.id());
     let moved = {
         let mut state = to.state();
         if !state.shut_down {
             state.children.insert(branch.id(), Arc::clone(&hosted));
-            branch.tasks().owner = Some(Arc::downgrade(&to.inner));
+            branch.tasks().owner = Some(to.as_owner());
         }
         !state.shut_down
     };

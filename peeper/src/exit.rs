@@ -4,6 +4,8 @@ use std::any::Any;
 use std::fmt;
 use std::time::Duration;
 
+use crate::panics::panic_message;
+
 /// Why a worker incarnation or a whole branch ended.
 ///
 /// The same type describes a crash (what the crashing caller hears in
@@ -118,17 +120,6 @@ impl Exit {
         Exit::Panicked {
             message: panic_message(payload),
         }
-    }
-}
-
-/// The text of a panic payload: panics carry a `&'static str` or a `String` in practice.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&'static str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "<non-string panic payload>".to_owned()
     }
 }
 

@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc};
 
-use crate::exit::panic_message;
 use crate::keep::Keep;
 use crate::mailbox::Envelope;
+use crate::panics::panic_message;
 use crate::retained::Retained;
 use crate::{Exit, Listener, Server, Tracked};
 
@@ -39,7 +39,7 @@ pub(crate) struct Cell<S: Server> {
     /// Set when `terminate` starts: the branch is ending with this exit. It lives here, not in
     /// the worker, so that a worker killed while its `terminate` awaits cannot take the stop
     /// with it (its request was consumed with the `Stop` message).
-    pub(crate) stopping: Option<Exit>,
+    pub(crate) stopping: Option<Box<Exit>>,
     pub(crate) mailbox: mpsc::UnboundedReceiver<Envelope<S>>,
     /// The fingerprint of the stored bytes the live state was just read from (a start on a
     /// stored state, a revival): the first `init` that leaves it as it was need not write it
@@ -211,8 +211,9 @@ impl<S: Server> Changes<S> {
         }
     }
 
-    /// Sends `event` after whatever waits in the overflow slot.
-    fn send_after_overflow(&self, event: Event<S>) {
+    /// Sends `event` (a restart, the end) after whatever waits in the overflow slot. The
+    /// listener's task may have ended already (the branch is ending): nothing to tell then.
+    pub(crate) fn send_event(&self, event: Event<S>) {
         let mut overflow = self.backlog.overflow();
         if let Some((new, skipped)) = overflow.take() {
             let _ = self.events.send(Event::Changed { new, skipped });
@@ -221,24 +222,16 @@ impl<S: Server> Changes<S> {
     }
 }
 
-/// The sending side of the listener task's inbox.
-///
-/// With a listener, every event goes through an unbounded channel, in order, to the listener's
-/// task. Without one there is no such task, and events are dropped where they are sent.
-pub(crate) enum Events<S: Server> {
-    Listening(Changes<S>),
-    Quiet,
-}
-
 /// The listener task's side of its inbox.
 pub(crate) struct Heard<S: Server> {
     events: mpsc::UnboundedReceiver<Event<S>>,
     backlog: Arc<Backlog<S>>,
 }
 
-/// A listener's inbox: a channel of every event, with at most `backlog` state changes waiting
-/// in it.
-pub(crate) fn inbox<S: Server>(backlog: usize) -> (Events<S>, Heard<S>) {
+/// A listener's inbox: a channel of every event, in order, with at most `backlog` state changes
+/// waiting in it. The sending side is the [`Changes`] handle, for the branch's task (every event)
+/// and for its workers (state changes).
+pub(crate) fn inbox<S: Server>(backlog: usize) -> (Changes<S>, Heard<S>) {
     let (events, heard) = mpsc::unbounded_channel();
     let backlog = Arc::new(Backlog {
         limit: backlog.max(1),
@@ -250,31 +243,12 @@ pub(crate) fn inbox<S: Server>(backlog: usize) -> (Events<S>, Heard<S>) {
         backlog: Arc::clone(&backlog),
     };
     (
-        Events::Listening(changes),
+        changes,
         Heard {
             events: heard,
             backlog,
         },
     )
-}
-
-impl<S: Server> Events<S> {
-    /// Tells the keeper; events nobody listens to are dropped here.
-    pub(crate) fn send(&mut self, event: Event<S>) {
-        match self {
-            // The keeper may have ended already (the branch is ending): nothing to tell then.
-            Events::Listening(changes) => changes.send_after_overflow(event),
-            Events::Quiet => {}
-        }
-    }
-
-    /// Where a worker sends state changes, if anybody listens to them.
-    pub(crate) fn changes(&self) -> Option<Changes<S>> {
-        match self {
-            Events::Listening(changes) => Some(changes.clone()),
-            Events::Quiet => None,
-        }
-    }
 }
 
 impl<S: Server> Heard<S> {

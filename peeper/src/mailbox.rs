@@ -5,7 +5,7 @@
 //! messages down with it; its sending end lives in every [`Client`](crate::Client).
 
 use crate::reply::Sender;
-use crate::retained::KeyedCall;
+use crate::retained::{IdempotencyKey, ReplyCodec};
 use crate::{CallError, Exit, Server};
 
 /// Where a call's reply goes (see [`Sender`]).
@@ -38,4 +38,13 @@ impl<S: Server> Envelope<S> {
         // The caller may have given up already; nobody else is owed the refusal.
         let _ = reply.send(Err(Box::new(CallError::Stopped(exit.clone()))));
     }
+}
+
+/// A keyed call on its way to the worker (boxed in the mailbox: rarer and larger than a call).
+pub(crate) struct KeyedCall<S: Server> {
+    pub(crate) call: S::Call,
+    pub(crate) reply: Caller<S>,
+    pub(crate) key: IdempotencyKey,
+    pub(crate) digest: u64,
+    pub(crate) codec: ReplyCodec<S>,
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::durable::Durable;
 use crate::keeper::BoxedListener;
 use crate::store::{Persist, Storage};
-use crate::{Client, DynamicSupervisor, Listener, Server, StartError};
+use crate::{Client, DynamicSupervisor, Listener, Server};
 
 /// What to do when the kept state itself cannot start: several incarnations in a row fail in
 /// `init` (an `Err`, a panic, or a panic while restoring the kept copy).
@@ -287,7 +287,7 @@ impl<S: Server, C: From<Client<S>>> Builder<S, C> {
 
     /// Gives up a start that has not completed within `timeout` (loading a durable state
     /// included), as `GenServer.start_link/3`'s `:timeout`: the worker is killed at its next
-    /// await, and [`start`](Builder::start) returns [`StartError::Timeout`] once its branch has
+    /// await, and [`start`](Builder::start) returns [`StartError::Timeout`](crate::StartError::Timeout) once its branch has
     /// ended (no task, no name) and its claim is released, so a retry starts clean. No timeout by
     /// default. `start` waits for that release, and for the kill to land: an `init` that blocks
     /// its thread without awaiting delays it. (Dropping the start future instead frees the name
@@ -316,23 +316,6 @@ impl<S: Server, C: From<Client<S>>> Builder<S, C> {
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
         self.options.start_timeout = Some(timeout);
         self
-    }
-
-    /// Starts the branch and returns once the first `init` has completed.
-    ///
-    /// Dropped before it returns (by a `select!` or a timeout of the caller's), the start is
-    /// undone: the name is freed, a claim is given up, and the worker is killed at its next
-    /// await.
-    ///
-    /// # Errors
-    /// [`StartError::NameTaken`]; [`StartError::Init`] if the first `init` failed, panicked,
-    /// asked to stop, or its worker was killed; [`StartError::Ignored`] if it returned
-    /// [`Ignore`](crate::Ignore); [`StartError::Timeout`] after
-    /// [`start_timeout`](Builder::start_timeout); [`StartError::Store`] if a durable server's
-    /// stored state could not be claimed or read; [`StartError::SupervisorStopped`]; or
-    /// [`StartError::InvalidOptions`].
-    pub async fn start(self) -> Result<C, StartError> {
-        crate::supervisor::start(self).await.map(C::from)
     }
 }
 

@@ -1,6 +1,7 @@
 //! [`quiet_caught_panics`]: keeps Rust's panic hook from printing the panics that peeper
-//! catches and reports itself.
+//! catches and reports itself; and [`panic_message`], the text of a caught panic.
 
+use std::any::Any;
 use std::sync::Once;
 
 /// Keeps the panic hook quiet about panics in handlers, which peeper catches, answers
@@ -41,4 +42,15 @@ pub fn quiet_caught_panics() {
             }
         }));
     });
+}
+
+/// The text of a panic payload: panics carry a `&'static str` or a `String` in practice.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&'static str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "<non-string panic payload>".to_owned()
+    }
 }

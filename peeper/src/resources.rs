@@ -7,19 +7,22 @@
 //! ([`Resources::end`]).
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::mem;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::table::{Access, AnyTable, Meta, TableError};
+use crate::table::Tables;
 
 /// The kept values, one per type.
-pub(crate) type Values = HashMap<TypeId, Box<dyn Any + Send + Sync>>;
+///
+/// A `BTreeMap`: a server keeps a few values at most, and an empty one is three words (a
+/// `HashMap` is six, in every server's task, kept values or not).
+pub(crate) type Values = BTreeMap<TypeId, Box<dyn Any + Send + Sync>>;
 
 #[derive(Default)]
 pub(crate) struct Resources {
-    tables: Mutex<HashMap<Box<str>, Arc<dyn AnyTable>>>,
+    tables: Tables,
     /// Moved into each worker's context for its life, and back when the context drops.
     values: Mutex<Values>,
     ended: AtomicBool,
@@ -32,53 +35,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Resources {
-    /// The table named `name`, created with `create` on first use. `handle` is the type name of
-    /// its owner's handle (`Table<K, V>`), for errors.
-    ///
-    /// # Errors
-    /// The name holds a table of another type or kind ([`TableError::WrongType`]) or another
-    /// access ([`TableError::AccessMismatch`]); the branch has ended.
-    pub(crate) fn table<T: AnyTable>(
-        &self,
-        name: &str,
-        access: Access,
-        handle: &'static str,
-        create: impl FnOnce(Meta) -> T,
-    ) -> Result<Arc<T>, TableError> {
-        let mut tables = lock(&self.tables);
-        // Checked under the lock, which `end` takes after setting the flag: no table is created
-        // once the branch has been emptied.
-        if self.ended.load(Ordering::Acquire) {
-            return Err(TableError::BranchEnded {
-                table: name.to_owned(),
-            });
-        }
-        if let Some(found) = tables.get(name) {
-            let meta = found.meta();
-            let (existing, found_type) = (meta.access, meta.handle_type);
-            let any: Arc<dyn Any + Send + Sync> = Arc::<dyn AnyTable>::clone(found);
-            let table = any.downcast::<T>().map_err(|_| TableError::WrongType {
-                table: name.to_owned(),
-                expected: handle,
-                found: found_type,
-            })?;
-            if existing != access {
-                return Err(TableError::AccessMismatch {
-                    table: name.to_owned(),
-                    existing,
-                    requested: access,
-                });
-            }
-            return Ok(table);
-        }
-        let table = Arc::new(create(Meta::new(name, access, handle)));
-        tables.insert(name.into(), Arc::clone(&table) as Arc<dyn AnyTable>);
-        Ok(table)
-    }
-
-    /// The table named `name`, for a lookup from outside.
-    pub(crate) fn find(&self, name: &str) -> Option<Arc<dyn AnyTable>> {
-        lock(&self.tables).get(name).cloned()
+    /// The branch's tables, by name.
+    pub(crate) fn tables(&self) -> &Tables {
+        &self.tables
     }
 
     /// Moves the kept values out, for a new context.
@@ -104,12 +63,8 @@ impl Resources {
     /// The branch has ended: every table is detached and emptied, every kept value dropped.
     pub(crate) fn end(&self) {
         self.ended.store(true, Ordering::Release);
-        let tables = mem::take(&mut *lock(&self.tables));
         let values = mem::take(&mut *lock(&self.values));
-        for table in tables.values() {
-            table.end();
-        }
-        drop(tables);
+        self.tables.end();
         drop(values);
     }
 }

@@ -139,15 +139,6 @@ impl<S: Server> Clone for ReplyCodec<S> {
 
 impl<S: Server> Copy for ReplyCodec<S> {}
 
-/// A keyed call on its way to the worker (boxed in the mailbox: rarer and larger than a call).
-pub(crate) struct KeyedCall<S: Server> {
-    pub(crate) call: S::Call,
-    pub(crate) reply: crate::mailbox::Caller<S>,
-    pub(crate) key: IdempotencyKey,
-    pub(crate) digest: u64,
-    pub(crate) codec: ReplyCodec<S>,
-}
-
 /// The digest that tells two messages apart: FNV-1a over the handler's name and its arguments
 /// in MessagePack. Stable across processes and builds (it is stored), unlike `std`'s hasher.
 pub(crate) fn digest(method: &str, args: &impl Serialize) -> u64 {
@@ -158,7 +149,7 @@ pub(crate) fn digest(method: &str, args: &impl Serialize) -> u64 {
     message.extend_from_slice(method.as_bytes());
     message.push(0xff);
     message.extend_from_slice(&args);
-    crate::durable::fingerprint(&message)
+    crate::fingerprint::fingerprint(&message)
 }
 
 pub(crate) fn encode_reply<T: Serialize>(reply: &T) -> Result<Vec<u8>, String> {

@@ -529,21 +529,15 @@ impl VisitMut for Normalize {
     }
 }
 
-/// The code blocks of the doc comment on `pub use peeper_macros::server;`, hidden lines (`# `)
-/// included.
+/// The code blocks of the docs of `peeper::server` (`peeper/src/docs/server-attribute.md`, which
+/// peeper's lib.rs includes on `pub use peeper_macros::server;`), hidden lines (`# `) included.
 fn documented_blocks() -> Vec<String> {
-    let lib = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../peeper/src/lib.rs"))
-        .expect("peeper's lib.rs is next to this crate");
-    let mut doc: Vec<&str> = Vec::new();
-    for line in lib.lines() {
-        if line.starts_with("pub use peeper_macros::server;") {
-            break;
-        }
-        match line.strip_prefix("///") {
-            Some(text) => doc.push(text.strip_prefix(' ').unwrap_or(text)),
-            None => doc.clear(),
-        }
-    }
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../peeper/src/docs/server-attribute.md"
+    ))
+    .expect("peeper's docs are next to this crate");
+    let doc: Vec<&str> = docs.lines().collect();
     let mut blocks = Vec::new();
     let mut current: Option<Vec<&str>> = None;
     for line in doc {

@@ -95,7 +95,7 @@ impl<S: Server> Context<S> {
         K: std::hash::Hash + Eq + Send + Sync + 'static,
         V: Send + Sync + 'static,
     {
-        Table::open(self.client.branch().resources(), name, access)
+        Table::open(self.client.branch().resources().tables(), name, access)
     }
 
     /// The branch's ordered table named `name`, [`Access::Protected`]: as
@@ -173,7 +173,7 @@ impl<S: Server> Context<S> {
         K: Ord + Send + Sync + 'static,
         V: Send + Sync + 'static,
     {
-        OrderedTable::open(self.client.branch().resources(), name, access)
+        OrderedTable::open(self.client.branch().resources().tables(), name, access)
     }
 
     /// Keeps `value` across crashes and transfers, the counterpart of `Process.put/2`: one value

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::mailbox::Caller;
 use crate::reply::Gate;
-use crate::resources::Values;
+use crate::resources::{Resources, Values};
 use crate::{CallError, Client, Exit, ReplyTo, Server};
 
 mod kept;
@@ -47,8 +47,10 @@ pub struct Context<S: Server> {
     client: Client<S>,
     /// A stop asked for by the running handler, with its reason.
     stop: Option<Exit>,
-    /// Casts to handle before the next message, in order.
-    continuations: VecDeque<S::Cast>,
+    /// Casts to handle before the next message, in order. Boxed, and only once a handler asks
+    /// for one: the context sits in every server's task, and an empty `VecDeque` is four words.
+    #[allow(clippy::box_collection)]
+    continuations: Option<Box<VecDeque<S::Cast>>>,
     /// `handle_timeout` after this long without a message, as asked by the last handler.
     timeout: Option<Duration>,
     /// The reply of the call being handled, until the handler returns or takes it.
@@ -63,12 +65,16 @@ pub struct Context<S: Server> {
 
 impl<S: Server> Context<S> {
     pub(crate) fn new(incarnation: u64, client: Client<S>) -> Self {
-        let values = client.branch().resources().take_values();
+        let values = client
+            .branch()
+            .existing_resources()
+            .map(Resources::take_values)
+            .unwrap_or_default();
         Context {
             incarnation,
             client,
             stop: None,
-            continuations: VecDeque::new(),
+            continuations: None,
             timeout: None,
             caller: None,
             deferred: None,
@@ -161,7 +167,7 @@ impl<S: Server> Context<S> {
     /// # Ok(()) }
     /// ```
     pub fn continue_with(&mut self, cast: S::Cast) {
-        self.continuations.push_back(cast);
+        self.continuations.get_or_insert_default().push_back(cast);
     }
 
     /// Asks for [`Server::handle_timeout`] (`#[timeout]` with the macro) if no message arrives
@@ -272,11 +278,11 @@ impl<S: Server> Context<S> {
     }
 
     pub(crate) fn take_continuation(&mut self) -> Option<S::Cast> {
-        self.continuations.pop_front()
+        self.continuations.as_mut()?.pop_front()
     }
 
     pub(crate) fn drop_continuations(&mut self) {
-        self.continuations.clear();
+        self.continuations = None;
     }
 
     pub(crate) fn take_timeout(&mut self) -> Option<Duration> {
@@ -316,10 +322,12 @@ impl<S: Server> Drop for Context<S> {
         if let Some(gate) = self.deferred.take() {
             gate.fail(CallError::Crashed(Exit::Killed));
         }
-        self.client
-            .branch()
-            .resources()
-            .give_back(mem::take(&mut self.values));
+        if !self.values.is_empty() {
+            self.client
+                .branch()
+                .resources()
+                .give_back(mem::take(&mut self.values));
+        }
     }
 }
 

@@ -139,7 +139,7 @@ impl Drop for Db {
 fn damaged(panic: &(dyn Any + Send)) -> StoreError {
     StoreError::backend(format!(
         "the database file is damaged (redb panicked: {})",
-        crate::exit::panic_message(panic)
+        crate::panics::panic_message(panic)
     ))
 }
 

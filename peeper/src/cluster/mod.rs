@@ -29,24 +29,24 @@
 //! [`StoreError::OwnedElsewhere`]); route the request to that node
 //! ([`Node::owner`] says which) with whatever your services already use between them.
 
+mod builder;
+mod inner;
+
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
+use self::builder::Host;
+pub use self::builder::NodeBuilder;
 use crate::store::{Key, Persist, Storage, StoreError};
 pub use crate::store::{NodeId, Postgres, PostgresBuilder};
 use crate::{
     Branch, Builder, Client, DynamicSupervisor, Exit, StartError, StopError, TransferError,
 };
-
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A process's place in a cluster: the servers it runs on a shared [`Postgres`] store, and what
 /// it does with other nodes' servers.
@@ -164,136 +164,7 @@ pub enum NodeEvent {
     },
 }
 
-/// How a [`Node`] is built: [`Node::builder`].
-#[must_use = "a builder does nothing until `.start().await`"]
-pub struct NodeBuilder {
-    postgres: Postgres,
-    hosts: HashMap<&'static str, Arc<dyn Host>>,
-    take_over: bool,
-    adopt_orphans: bool,
-    adopt_every: Option<Duration>,
-}
-
-/// Starts servers of one kind by name, for revivals.
-trait Host: Send + Sync {
-    fn start<'a>(
-        &'a self,
-        node: &'a NodeInner,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Branch, StartError>>;
-}
-
-struct Hosting<F>(F);
-
-impl<S, C, F> Host for Hosting<F>
-where
-    S: Persist,
-    C: From<Client<S>> + 'static,
-    F: Fn(&str) -> Builder<S, C> + Send + Sync + 'static,
-{
-    fn start<'a>(
-        &'a self,
-        node: &'a NodeInner,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Branch, StartError>> {
-        let builder = (self.0)(name).name(name);
-        Box::pin(async move {
-            node.launch(builder)
-                .await
-                .map(|client| client.branch().clone())
-        })
-    }
-}
-
-impl NodeBuilder {
-    /// Lets this node revive servers of kind `S` ([`Persist::KIND`]) that another node handed
-    /// off or left orphaned: `factory(name)` gives the builder to start one with (the state to
-    /// use when nothing is stored, and the options). The node sets the name, the store and the
-    /// supervisor itself.
-    pub fn host<S, C, F>(mut self, factory: F) -> Self
-    where
-        S: Persist,
-        C: From<Client<S>> + 'static,
-        F: Fn(&str) -> Builder<S, C> + Send + Sync + 'static,
-    {
-        self.hosts.insert(S::KIND, Arc::new(Hosting(factory)));
-        self
-    }
-
-    /// Whether this node takes over the servers other nodes hand off when they shut down (off by
-    /// default). Servers transferred to this node by name are always taken.
-    pub fn take_over(mut self, take_over: bool) -> Self {
-        self.take_over = take_over;
-        self
-    }
-
-    /// Whether this node adopts the servers of nodes that stopped renewing their leases (off by
-    /// default).
-    pub fn adopt_orphans(mut self, adopt: bool) -> Self {
-        self.adopt_orphans = adopt;
-        self
-    }
-
-    /// How often an adopting node looks for expired leases (half the lease by default). A dead
-    /// node's servers come back after at most the lease plus this.
-    pub fn adopt_every(mut self, period: Duration) -> Self {
-        self.adopt_every = Some(period);
-        self
-    }
-
-    /// Starts the node: it `LISTEN`s for handoffs, takes what is already waiting for it, and
-    /// starts looking for orphans if asked to.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] if the `LISTEN` connection cannot be opened.
-    pub async fn start(self) -> Result<Node, StoreError> {
-        let adopt_every = self
-            .adopt_every
-            .unwrap_or(self.postgres.lease() / 2)
-            .max(Duration::from_millis(10));
-        let node = Node {
-            inner: Arc::new(NodeInner {
-                storage: Storage::new(self.postgres.clone()),
-                postgres: self.postgres,
-                supervisor: DynamicSupervisor::new(),
-                hosts: self.hosts,
-                take_over: self.take_over,
-                adopt_orphans: self.adopt_orphans,
-                events: broadcast::channel(4096).0,
-                running: Mutex::default(),
-                closing: AtomicBool::new(false),
-                tasks: Mutex::default(),
-            }),
-        };
-        let listening = node.inner.postgres.listen().await?;
-        let weak = Arc::downgrade(&node.inner);
-        let mut tasks = vec![
-            tokio::spawn(listen(Weak::clone(&weak), listening)),
-            tokio::spawn(watch_lost(Weak::clone(&weak), node.inner.postgres.lost())),
-        ];
-        if node.inner.adopt_orphans {
-            tasks.push(tokio::spawn(adopt(Weak::clone(&weak), adopt_every)));
-        }
-        node.inner.tasks().extend(tasks);
-        // What was handed off while no node listened.
-        node.inner.scan_handoffs().await;
-        tracing::info!(node = %node.id(), take_over = node.inner.take_over, adopt_orphans = node.inner.adopt_orphans, "node started");
-        Ok(node)
-    }
-}
-
 impl Node {
-    /// A builder for a node on `postgres` (whose [`NodeId`] is the node's).
-    pub fn builder(postgres: Postgres) -> NodeBuilder {
-        NodeBuilder {
-            postgres,
-            hosts: HashMap::new(),
-            take_over: false,
-            adopt_orphans: false,
-            adopt_every: None,
-        }
-    }
-
     /// This node's id.
     #[must_use]
     pub fn id(&self) -> &NodeId {
@@ -469,210 +340,6 @@ impl Node {
     }
 }
 
-impl NodeInner {
-    fn tasks(&self) -> MutexGuard<'_, Vec<JoinHandle<()>>> {
-        self.tasks.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn running(&self) -> MutexGuard<'_, HashMap<Key, Branch>> {
-        // Only map operations run under the lock.
-        self.running.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn is_closing(&self) -> bool {
-        self.closing.load(Ordering::SeqCst)
-    }
-
-    async fn launch<S: Persist, C: From<Client<S>>>(
-        &self,
-        builder: Builder<S, C>,
-    ) -> Result<Client<S>, StartError> {
-        if self.is_closing() {
-            return Err(StartError::SupervisorStopped);
-        }
-        let Some(name) = builder.options.name.clone() else {
-            return Err(StartError::InvalidOptions(
-                "a server of a node needs a name (`Builder::name`): its stored state and its lease are keyed by it",
-            ));
-        };
-        let builder = builder
-            .store(self.storage.clone())
-            .supervisor(&self.supervisor);
-        let client = crate::supervisor::start(builder).await?;
-        let mut running = self.running();
-        // Ended servers are dropped here, not when they end: this is the only writer.
-        running.retain(|_, branch| branch.is_running());
-        running.insert(Key::new(S::KIND, name), client.branch().clone());
-        Ok(client)
-    }
-
-    /// Starts `key` here, for a handoff or an adoption; `event` says which, once it runs.
-    async fn revive(&self, key: Key, event: NodeEvent) {
-        if self.is_closing() {
-            return;
-        }
-        let Some(host) = self.hosts.get(key.kind.as_str()) else {
-            return;
-        };
-        match host.start(self, &key.name).await {
-            Ok(_) => {
-                tracing::info!(%key, ?event, "revived");
-                let _ = self.events.send(event);
-            }
-            // Another node was quicker, or it runs here already: nothing to do.
-            Err(
-                StartError::Store(StoreError::OwnedElsewhere { .. })
-                | StartError::NameTaken { .. }
-                | StartError::SupervisorStopped,
-            ) => {}
-            Err(error) => {
-                tracing::error!(%key, %error, "could not revive");
-                let _ = self.events.send(NodeEvent::ReviveFailed {
-                    key,
-                    error: error.to_string(),
-                });
-            }
-        }
-    }
-
-    fn kinds(&self) -> Vec<&'static str> {
-        self.hosts.keys().copied().collect()
-    }
-
-    /// Takes what was released for this node (or for any, when taking over).
-    async fn scan_handoffs(self: &Arc<Self>) {
-        match self.postgres.handoffs(&self.kinds(), self.take_over).await {
-            Ok(keys) => self.revive_all(keys),
-            Err(error) => tracing::warn!(%error, "could not look for handoffs"),
-        }
-    }
-
-    fn revive_all(self: &Arc<Self>, keys: Vec<Key>) {
-        for key in keys {
-            let node = Arc::clone(self);
-            tokio::spawn(async move {
-                let event = NodeEvent::TookOver { key: key.clone() };
-                node.revive(key, event).await;
-            });
-        }
-    }
-}
-
-/// The `LISTEN` loop: takes what is handed to this node; reconnects (and scans for what it
-/// missed) when the connection is lost.
-async fn listen(node: Weak<NodeInner>, mut listening: crate::store::postgres::Listening) {
-    loop {
-        while let Some(payload) = listening.payloads.recv().await {
-            let Some(node) = node.upgrade() else {
-                return;
-            };
-            let Some((target, keys)) = Postgres::decode(&payload) else {
-                continue;
-            };
-            let for_me = match &target {
-                Some(target) => target == node.postgres.node(),
-                None => node.take_over,
-            };
-            if for_me {
-                node.revive_all(keys);
-            }
-        }
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            tokio::time::sleep(backoff).await;
-            let Some(node) = node.upgrade() else {
-                return;
-            };
-            match node.postgres.listen().await {
-                Ok(again) => {
-                    listening = again;
-                    tracing::info!(node = %node.postgres.node(), "listening again");
-                    node.scan_handoffs().await;
-                    break;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "could not listen for handoffs; retrying");
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-            }
-        }
-    }
-}
-
-/// Looks for expired leases of the kinds this node hosts, and adopts them.
-async fn adopt(node: Weak<NodeInner>, every: Duration) {
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let Some(node) = node.upgrade() else {
-            return;
-        };
-        if node.is_closing() {
-            return;
-        }
-        match node.postgres.orphans(&node.kinds()).await {
-            Ok(orphans) => {
-                for (key, from) in orphans {
-                    let node = Arc::clone(&node);
-                    tokio::spawn(async move {
-                        let event = NodeEvent::Adopted {
-                            key: key.clone(),
-                            from,
-                        };
-                        node.revive(key, event).await;
-                    });
-                }
-            }
-            Err(error) => tracing::warn!(%error, "could not look for orphans"),
-        }
-    }
-}
-
-/// Stops the servers whose lease the renewal found taken by another node.
-async fn watch_lost(node: Weak<NodeInner>, mut lost: broadcast::Receiver<Key>) {
-    loop {
-        let keys = match lost.recv().await {
-            Ok(key) => vec![key],
-            // Notices were dropped (a mass expiry outran this task): which ones is unknown, so
-            // every server running here is checked against the leases the store still holds.
-            // Skipping them instead left fenced copies answering reads.
-            Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                let Some(node) = node.upgrade() else {
-                    return;
-                };
-                tracing::warn!(skipped, "lost-lease notices dropped; checking every lease");
-                node.running()
-                    .keys()
-                    .filter(|key| !node.postgres.holds(key))
-                    .cloned()
-                    .collect()
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        let Some(node) = node.upgrade() else {
-            return;
-        };
-        for key in keys {
-            fence(&node, key).await;
-        }
-    }
-}
-
-/// Stops the server `key`, whose lease this node lost, and tells the node's listeners.
-async fn fence(node: &NodeInner, key: Key) {
-    let Some(branch) = node.running().get(&key).cloned() else {
-        return;
-    };
-    let owner = node.postgres.owner(&key).await.ok().flatten();
-    let _ = branch
-        .stop_as(Exit::Fenced {
-            owner: owner.clone(),
-        })
-        .await;
-    let _ = node.events.send(NodeEvent::Lost { key, owner });
-}
-
 impl fmt::Debug for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Node")
@@ -680,17 +347,6 @@ impl fmt::Debug for Node {
             .field("running", &self.inner.running().len())
             .field("take_over", &self.inner.take_over)
             .field("adopt_orphans", &self.inner.adopt_orphans)
-            .finish_non_exhaustive()
-    }
-}
-
-impl fmt::Debug for NodeBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NodeBuilder")
-            .field("node", self.postgres.node())
-            .field("kinds", &self.hosts.keys().collect::<Vec<_>>())
-            .field("take_over", &self.take_over)
-            .field("adopt_orphans", &self.adopt_orphans)
             .finish_non_exhaustive()
     }
 }

@@ -1,0 +1,246 @@
+//! Hibernation: an idle durable branch ends its task and drops its state, keeping what it needs
+//! to come back in its sleeping slot; the next message or request revives it in a new task.
+
+use std::sync::Arc;
+
+use tokio::runtime::Handle;
+use tokio::sync::{Mutex, mpsc};
+
+use super::{Parts, Supervisor, leave, receive_unhooked, release, spawn};
+use crate::branch::Commands;
+use crate::durable::Durable;
+use crate::keeper::{BoxedListener, Cell, Event, Kept};
+use crate::mailbox::Envelope;
+use crate::options::Options;
+use crate::store::StoreError;
+use crate::{Branch, Client, Exit, Server};
+
+impl<S: Server> Supervisor<S> {
+    /// Parks an idle branch: its tasks end and its state leaves memory (it is in the store); what
+    /// it needs to come back waits in the branch's sleeping slot, and the next message or control
+    /// request through any handle revives it (see [`Branch::send_waking`]).
+    pub(super) async fn hibernate(self) {
+        let branch = self.client.branch().clone();
+        let parts = self.into_parts(Event::Hibernate).await;
+        // Nothing else holds the cell now: the worker and the keeper have ended.
+        let Some(mut sleeping) = Sleeping::from_parts(parts) else {
+            return;
+        };
+        // The worker stored the state before going idle: the claim can go. A revival claims
+        // again (so in a cluster, another node may start the server meanwhile).
+        if let (Some(durable), Some(name)) = (&sleeping.durable, sleeping.options.name.as_deref()) {
+            release(durable, &durable.key(name)).await;
+        }
+        let runtime = Handle::current();
+        let mut slot = branch.sleeping();
+        // A control request (stop, kill, handoff) is sent under this same lock too
+        // (`Branch::control` goes through `send_waking`), and nothing reads the control channel
+        // while the branch sleeps: one that came in since the worker went idle must wake it as a
+        // message does, or it would wait unread (a `stop()` forever) until the next message.
+        let pending_control = sleeping
+            .commands
+            .as_ref()
+            .is_some_and(|commands| !commands.is_empty());
+        let stray = (sleeping.mailbox.is_empty() && !pending_control)
+            .then(|| receive_unhooked(&mut sleeping.mailbox))
+            .flatten();
+        if let Some(envelope) = stray {
+            // Cannot happen: every send takes the lock held here, and the mailbox was empty. Were
+            // it to, the message goes back, alone in the mailbox, so its order stands.
+            tracing::error!(
+                server = branch.server(),
+                name = branch.name(),
+                "a message reached the mailbox of a branch going to sleep; staying awake"
+            );
+            sleeping.client.requeue(envelope);
+        }
+        if !sleeping.mailbox.is_empty() || pending_control {
+            // A message or request came in while the branch was getting ready to sleep: stay
+            // awake. (Any later one finds the slot filled, under this same lock, and wakes it.)
+            drop(slot);
+            return sleeping.revive(&runtime);
+        }
+        // Published before the slot is filled (under its lock): once it is filled, any sender
+        // may revive the branch on another thread at once, and these writes, made after, would
+        // clear the revived branch's task ids and mark it hibernating while it runs.
+        {
+            let mut tasks = branch.tasks();
+            tasks.task = None;
+        }
+        branch
+            .inner
+            .status
+            .send_modify(|status| status.hibernating = true);
+        sleeping.runtime = Some(runtime);
+        *slot = Some(Box::new(move || sleeping.wake()));
+        drop(slot);
+        tracing::info!(
+            server = branch.server(),
+            name = branch.name(),
+            "hibernating"
+        );
+    }
+}
+
+/// A hibernating branch: everything but its state and its tasks.
+struct Sleeping<S: Server> {
+    mailbox: mpsc::UnboundedReceiver<Envelope<S>>,
+    client: Client<S>,
+    options: Options,
+    listener: Option<BoxedListener<S>>,
+    initial: Option<Arc<Kept<S>>>,
+    incarnation: u64,
+    commands: Option<Commands>,
+    durable: Option<Box<Durable<S>>>,
+    runtime: Option<Handle>,
+}
+
+impl<S: Server> Sleeping<S> {
+    /// Takes the cell apart, keeping its mailbox. `None` if something still holds the cell (a
+    /// bug: it is logged and the branch carries on awake).
+    fn from_parts(mut parts: Parts<S>) -> Option<Self> {
+        match Arc::try_unwrap(parts.cell) {
+            Ok(cell) => {
+                let Parts {
+                    client,
+                    options,
+                    listener,
+                    initial,
+                    incarnation,
+                    commands,
+                    durable,
+                    ..
+                } = parts;
+                Some(Sleeping {
+                    mailbox: cell.into_inner().into_mailbox(),
+                    client,
+                    options,
+                    listener,
+                    initial,
+                    incarnation,
+                    commands,
+                    durable,
+                    runtime: None,
+                })
+            }
+            Err(cell) => {
+                tracing::error!("cannot hibernate: the cell is still shared; staying awake");
+                parts.cell = cell;
+                spawn(parts, &Handle::current());
+                None
+            }
+        }
+    }
+
+    /// The branch again, around `state` loaded from the store, with the mailbox as it was left.
+    fn into_parts(self, (state, fingerprint): (S, u64)) -> Parts<S> {
+        let mut cell = Cell::new(state, self.mailbox);
+        cell.from_store = Some(fingerprint);
+        Parts {
+            cell: Arc::new(Mutex::new(cell)),
+            client: self.client,
+            options: self.options,
+            listener: self.listener,
+            initial: self.initial,
+            incarnation: self.incarnation,
+            commands: self.commands,
+            durable: self.durable,
+        }
+    }
+
+    /// Called by whichever handle takes the sleeping slot: revives on the runtime it slept on.
+    fn wake(self) {
+        let runtime = self.runtime.clone().unwrap_or_else(Handle::current);
+        self.revive(&runtime);
+    }
+
+    /// Loads the state from the store and starts the branch again, with every message that
+    /// arrived meanwhile still queued.
+    fn revive(self, runtime: &Handle) {
+        runtime.spawn(async move {
+            let mut this = self;
+            let branch = this.client.branch().clone();
+            branch.tasks().task = Some(tokio::task::id());
+            let loaded = match (&mut this.durable, this.options.name.as_deref()) {
+                // Claimed again first, as at start: hibernating released it.
+                (Some(durable), Some(name)) => {
+                    let key = durable.key(name);
+                    match durable.claim(&key).await {
+                        Ok(claim) => {
+                            let loaded = durable.load(&key).await;
+                            if matches!(loaded, Ok(Some(_))) {
+                                durable.claim = Some(claim.claim());
+                                claim.hand_to_branch();
+                            } else {
+                                claim.release().await;
+                            }
+                            loaded
+                        }
+                        Err(error) => Err(error),
+                    }
+                }
+                _ => Ok(None),
+            };
+            if !matches!(loaded, Ok(Some(_))) {
+                // Let go of the store before the end is published (see `end`).
+                drop(this.durable.take());
+            }
+            match loaded {
+                Ok(Some(state)) => {
+                    let parts = this.into_parts(state);
+                    branch
+                        .inner
+                        .status
+                        .send_modify(|status| status.hibernating = false);
+                    tracing::info!(server = branch.server(), name = branch.name(), "revived");
+                    // This task is the branch's task from here on.
+                    Supervisor::new(parts).run().await;
+                }
+                Ok(None) => finish_unrevived::<S>(
+                    &branch,
+                    this.mailbox,
+                    Exit::ReviveFailed {
+                        message: "the stored state is gone".to_owned(),
+                    },
+                ),
+                // Another node started the server while it slept here: it lives on there.
+                Err(StoreError::OwnedElsewhere { node, .. }) => {
+                    finish_unrevived::<S>(
+                        &branch,
+                        this.mailbox,
+                        Exit::Fenced { owner: Some(node) },
+                    );
+                }
+                Err(error) => finish_unrevived::<S>(
+                    &branch,
+                    this.mailbox,
+                    Exit::ReviveFailed {
+                        message: error.to_string(),
+                    },
+                ),
+            }
+        });
+    }
+}
+
+/// Ends a branch that could not be revived: every queued caller hears why.
+fn finish_unrevived<S: Server>(
+    branch: &Branch,
+    mut mailbox: mpsc::UnboundedReceiver<Envelope<S>>,
+    exit: Exit,
+) {
+    tracing::error!(server = branch.server(), name = branch.name(), %exit, "stopped");
+    branch
+        .inner
+        .status
+        .send_modify(|status| status.exit = Some(exit.clone()));
+    mailbox.close();
+    while let Ok(envelope) = mailbox.try_recv() {
+        envelope.refuse(&exit);
+    }
+    leave::<S>(branch);
+    branch.inner.status.send_modify(|status| {
+        status.hibernating = false;
+        status.finished = true;
+    });
+}

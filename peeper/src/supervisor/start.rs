@@ -1,0 +1,286 @@
+//! Starting a branch: the checks of its options, the claim and the load of a durable server's
+//! stored state (every await guarded: a start dropped there gives its claim up), the name, the
+//! spawn, and the wait for the first `init`.
+
+use std::sync::Arc;
+
+use tokio::runtime::Handle;
+use tokio::sync::{Mutex, mpsc};
+use tokio::time::Instant;
+
+use super::{Parts, spawn};
+use crate::branch::Control;
+use crate::keep::Keep;
+use crate::keeper::Cell;
+use crate::{Branch, Builder, Client, CrashLoop, Exit, Server, StartError, registry};
+
+impl<S: Server, C: From<Client<S>>> Builder<S, C> {
+    /// Starts the branch and returns once the first `init` has completed.
+    ///
+    /// Dropped before it returns (by a `select!` or a timeout of the caller's), the start is
+    /// undone: the name is freed, a claim is given up, and the worker is killed at its next
+    /// await.
+    ///
+    /// # Errors
+    /// [`StartError::NameTaken`]; [`StartError::Init`] if the first `init` failed, panicked,
+    /// asked to stop, or its worker was killed; [`StartError::Ignored`] if it returned
+    /// [`Ignore`](crate::Ignore); [`StartError::Timeout`] after
+    /// [`start_timeout`](Builder::start_timeout); [`StartError::Store`] if a durable server's
+    /// stored state could not be claimed or read; [`StartError::SupervisorStopped`]; or
+    /// [`StartError::InvalidOptions`].
+    pub async fn start(self) -> Result<C, StartError> {
+        start(self).await.map(C::from)
+    }
+}
+
+/// Starts a branch from `builder`; the client once the first `init` has completed.
+pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client<S>, StartError> {
+    let Builder {
+        state,
+        options,
+        listener,
+        supervisor,
+        mut durable,
+        ..
+    } = builder;
+    if options.crash_loop == CrashLoop::ResetToInitial && !S::Keep::COPIES {
+        return Err(StartError::InvalidOptions(
+            "`CrashLoop::ResetToInitial` needs a strategy that keeps a copy; `InPlace` keeps none",
+        ));
+    }
+    if !S::Keep::COPIES && listener.as_ref().is_some_and(|l| l.wants_state_changes()) {
+        return Err(StartError::InvalidOptions(
+            "`InPlace` keeps no copy of the state, so the listener's `on_state_changed` could never \
+             be called: keep with `Snapshot` or `Projection`, or return `false` from \
+             `Listener::wants_state_changes`",
+        ));
+    }
+    if options.idle_after.is_some() && durable.is_none() {
+        return Err(StartError::InvalidOptions(
+            "`idle_after` needs a store (`Builder::store`): a hibernating server keeps its state there",
+        ));
+    }
+    // Every await from the claim to the spawn is guarded: dropped there (a start under a
+    // timeout), the start gives its claim up.
+    let timeout = options.start_timeout.unwrap_or_default();
+    let deadline = options
+        .start_timeout
+        .map(|timeout| Instant::now() + timeout);
+    let mut claim = None;
+    let mut from_store = None;
+    let state = match (&durable, &options.name) {
+        (None, _) => state,
+        (Some(_), None) => {
+            return Err(StartError::InvalidOptions(
+                "a durable server needs a name (`Builder::name`): its stored state is keyed by it",
+            ));
+        }
+        // A stored state wins over the one given: this is how a durable server comes back.
+        (Some(durable), Some(name)) => {
+            // Checked before the claim too: a second start of a running name must not claim
+            // (in a cluster, that would fence the running server). `register` below still
+            // settles a race between two starts.
+            if registry::whereis::<S>(name).is_some() {
+                return Err(StartError::NameTaken {
+                    name: name.clone(),
+                    server: std::any::type_name::<S>(),
+                });
+            }
+            // Claimed before it is read: in a cluster the claim fences the previous owner, so
+            // what is read after it is final (see `Store::claim`).
+            let key = durable.key(name);
+            let guard = within(deadline, durable.claim(&key))
+                .await
+                .ok_or(StartError::Timeout(timeout))?
+                .map_err(StartError::Store)?;
+            match within(deadline, durable.load(&key)).await {
+                Some(Ok(stored)) => {
+                    claim = Some(guard);
+                    match stored {
+                        Some((stored, fingerprint)) => {
+                            from_store = Some(fingerprint);
+                            stored
+                        }
+                        None => state,
+                    }
+                }
+                Some(Err(error)) => {
+                    guard.release().await;
+                    return Err(StartError::Store(error));
+                }
+                None => {
+                    guard.release().await;
+                    return Err(StartError::Timeout(timeout));
+                }
+            }
+        }
+    };
+    // Every write of the branch is made under its claim.
+    if let (Some(durable), Some(claim)) = (&mut durable, &claim) {
+        durable.claim = Some(claim.claim());
+    }
+    let initial = (options.crash_loop == CrashLoop::ResetToInitial).then(|| {
+        let mut initial = None;
+        S::Keep::copy(&state, &mut initial);
+        initial.map(Arc::new)
+    });
+
+    let branch = Branch::new(
+        std::any::type_name::<S>(),
+        options.name.clone(),
+        options.idle_after.is_some(),
+    );
+    let (mailbox, inbox) = mpsc::unbounded_channel();
+    let client = Client::new(mailbox, branch.clone());
+    if let Some(name) = &options.name
+        && let Err(taken) = registry::register(name, &client)
+    {
+        if let Some(claim) = claim {
+            claim.release().await;
+        }
+        return Err(taken);
+    }
+    let mut cell = Cell::new(state, inbox);
+    cell.from_store = from_store;
+    let parts = Parts {
+        cell: Arc::new(Mutex::new(cell)),
+        client: client.clone(),
+        options,
+        listener,
+        initial: initial.flatten(),
+        incarnation: 0,
+        commands: None,
+        durable: durable.map(Box::new),
+    };
+    let runtime = match &supervisor {
+        Some(supervisor) => match supervisor.adopt(&client) {
+            Some(runtime) => runtime,
+            None => {
+                if let Some(name) = &parts.options.name {
+                    registry::unregister::<S>(name, branch.id());
+                }
+                if let Some(claim) = claim {
+                    claim.release().await;
+                }
+                return Err(StartError::SupervisorStopped);
+            }
+        },
+        None => Handle::current(),
+    };
+    spawn(parts, &runtime);
+    // Until `init` has completed, the start is still the caller's: dropped here, it takes the
+    // branch down with it rather than leave a server running that nobody asked to wait for.
+    let starting = Starting {
+        branch: branch.clone(),
+        unregister: registry::unregister::<S>,
+        claim,
+        armed: true,
+    };
+    match within(deadline, branch.ready()).await {
+        Some(Ok(())) => {}
+        Some(Err(Exit::Ignored)) => return Err(StartError::Ignored),
+        Some(Err(exit)) => return Err(StartError::Init(exit)),
+        None => {
+            starting.undo().await;
+            return Err(StartError::Timeout(timeout));
+        }
+    }
+    starting.done();
+    tracing::info!(server = branch.server(), name = branch.name(), id = %branch.id(), "started");
+    Ok(client)
+}
+
+/// A branch spawned by a start that has not returned yet.
+///
+/// Dropped before [`done`](Starting::done) (the caller dropped the start future, as
+/// `tokio::time::timeout` does), it undoes the start at once, so that a new start of the same
+/// name goes through right away: the name is freed, the claim is given up (the branch, told so,
+/// will not release it: the key may be claimed again by then), and the worker is killed, which
+/// ends a branch whose first `init` has not completed.
+struct Starting {
+    branch: Branch,
+    unregister: fn(&str, crate::BranchId),
+    claim: Option<crate::durable::ClaimGuard>,
+    armed: bool,
+}
+
+impl Starting {
+    /// The start returned: the branch owns its claim and name from now on.
+    fn done(mut self) {
+        self.armed = false;
+        if let Some(claim) = self.claim.take() {
+            claim.hand_to_branch();
+        }
+    }
+
+    /// The start timed out: stops the branch, waits until it has ended (its tasks are gone and
+    /// its name is free), then releases the claim, so that nothing of it is left on return.
+    /// The claim goes last: released while the branch still ran, it would let a new start read
+    /// the key before this branch's `init` stopped writing.
+    async fn undo(mut self) {
+        self.armed = false;
+        let branch = self.branch.clone();
+        tracing::info!(
+            server = branch.server(),
+            name = branch.name(),
+            "start timed out before init completed; stopping it"
+        );
+        let claim = self.claim.take();
+        if claim.is_some() {
+            // The branch must not release (nor write under) a claim it does not own any more.
+            branch
+                .inner
+                .status
+                .send_modify(|status| status.abandoned = true);
+        }
+        drop(self);
+        let _ = branch.control(Control::Stop(Exit::Shutdown));
+        // The kill is for an `init` that has not completed; one that completed right after the
+        // deadline handles the stop instead (a kill would restart it, and run `init` again).
+        if branch.inner.status.borrow().ready.is_none() {
+            let _ = branch.control(Control::KillWorker);
+        }
+        branch.ended().await;
+        if let Some(claim) = claim {
+            claim.release().await;
+        }
+    }
+}
+
+/// `future`, or `None` if `deadline` passes first.
+async fn within<F: std::future::Future>(deadline: Option<Instant>, future: F) -> Option<F::Output> {
+    match deadline {
+        None => Some(future.await),
+        Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let branch = &self.branch;
+        tracing::info!(
+            server = branch.server(),
+            name = branch.name(),
+            "start dropped before init completed; stopping it"
+        );
+        if self.claim.is_some() {
+            branch
+                .inner
+                .status
+                .send_modify(|status| status.abandoned = true);
+        }
+        // Given up (`ClaimGuard`'s drop) after the branch was told, so it cannot release it.
+        drop(self.claim.take());
+        if let Some(name) = branch.name() {
+            (self.unregister)(name, branch.id());
+        }
+        // The stop is queued for the case where `init` completes before the kill lands (the
+        // kill then only restarts the worker, which handles the stop); the kill is for an
+        // `init` that never completes.
+        let _ = branch.control(Control::Stop(Exit::Shutdown));
+        let _ = branch.control(Control::KillWorker);
+    }
+}

@@ -1,0 +1,414 @@
+//! The worker, run by its branch's task: restores the state if a crash left it unknown, runs
+//! `init`, then handles the mailbox one message at a time.
+//!
+//! Every handler runs under `catch_unwind`. A panic is answered right here: the crashing caller
+//! gets [`CallError::Crashed`] with the panic's message, and the worker ends with the crash for
+//! its supervisor. After a handler completes, the state is kept *before* the reply is sent, so a
+//! reply always stands for a kept state.
+
+mod keyed;
+mod persistence;
+mod reply;
+
+use keyed::{Keyed, unwritten};
+pub(crate) use persistence::Persistence;
+use persistence::{fenced, store_if_changed};
+use reply::{CommittedReply, Owed};
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use futures::FutureExt;
+use tokio::sync::OwnedMutexGuard;
+use tokio::time::Instant;
+
+use crate::handling::Handling;
+use crate::keeper::{Cell, Changes};
+use crate::mailbox::Envelope;
+use crate::panics::panic_message;
+use crate::retained::{Retention, Unwritten};
+use crate::{BranchId, Client, Context, Exit, Ignore, Server};
+
+/// How a worker ended.
+#[derive(Debug)]
+pub(crate) enum WorkerEnd {
+    /// A normal end (a `Stop` message or `ctx.stop()`): `terminate` has run.
+    Stopped(Exit),
+    /// It crashed. `started`: its `init` had completed, so the kept state can start a worker
+    /// (a handler crash consumes its message and says nothing about the state's next start).
+    Crashed { exit: Exit, started: bool },
+    /// It stopped at a message boundary so the branch can move.
+    Handoff,
+    /// It was idle for its `idle_after` with its state stored: the branch may hibernate.
+    Idle,
+}
+
+pub(crate) struct Worker<S: Server> {
+    pub(crate) incarnation: u64,
+    pub(crate) client: Client<S>,
+    /// Where state changes go, when the listener wants them.
+    pub(crate) changes: Option<Changes<S>>,
+    /// The store and how to write to it, for a durable server. Boxed: the worker's future keeps
+    /// a slot for it all its life, and most servers are not durable.
+    pub(crate) persistence: Option<Box<Persistence<S>>>,
+    /// Hibernate after this long without a message.
+    pub(crate) idle_after: Option<Duration>,
+    /// How long, and how many, replies of keyed calls are kept.
+    pub(crate) retention: Retention,
+}
+
+/// What the worker handles next.
+enum Job<S: Server> {
+    /// A message from the mailbox.
+    Message(Envelope<S>),
+    /// A continuation a handler asked for ([`Context::continue_with`]).
+    Continue(S::Cast),
+    /// No message came within the time the last handler asked for ([`Context::set_timeout`]).
+    Timeout,
+}
+
+impl<S: Server> Worker<S> {
+    // Not an `async fn`, for the reason given on `Supervisor::run`: the arguments would take
+    // their room twice in the task.
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn run(self, mut cell: OwnedMutexGuard<Cell<S>>) -> impl Future<Output = WorkerEnd> {
+        async move {
+            let branch = self.client.branch().id();
+            let cell = &mut *cell;
+            let changes = self.changes.as_ref();
+            let mut ctx = Context::new(self.incarnation, self.client.clone());
+
+            if let Err(exit) = cell.restore_if_needed() {
+                return WorkerEnd::Crashed {
+                    exit,
+                    started: false,
+                };
+            }
+            cell.live.reset();
+            // Boxed, as every await off the per-message path below: a task's future is as large as
+            // the largest set of locals alive across any of its awaits, and an idle server keeps that
+            // allocation for its whole life. A boxed await costs an allocation when it runs.
+            // The locals of `init`'s outcome live in this block only: one alive across a later
+            // await would take room in the task for its whole life.
+            {
+                let init = Box::pin(guarded(branch, S::init(&mut cell.live, &mut ctx))).await;
+                let init = match init {
+                    Ok(Ok(())) => Ok(()),
+                    // GenServer's `:ignore`: not a crash, and nothing to restart. What `init` changed
+                    // before declining is not kept: the branch ends on the kept state.
+                    Ok(Err(error)) if error.is::<Ignore>() => {
+                        cell.needs_restore = true;
+                        if let Err(exit) = cell.restore_if_needed() {
+                            return WorkerEnd::Crashed {
+                                exit,
+                                started: false,
+                            };
+                        }
+                        return WorkerEnd::Stopped(Exit::Ignored);
+                    }
+                    Ok(Err(error)) => Err(Exit::InitFailed {
+                        message: error.to_string(),
+                    }),
+                    Err(payload) => Err(Exit::InitFailed {
+                        message: panic_message(&*payload),
+                    }),
+                };
+                // The very first good state is kept even if `init` did not touch it.
+                let unkept = cell.good.is_none();
+                if let Err(exit) = init.and_then(|()| settle(cell, changes, Ok(()), unkept)) {
+                    return WorkerEnd::Crashed {
+                        exit,
+                        started: false,
+                    };
+                }
+            }
+            // GenServer's `{:stop, reason}` from `init`: the server does not start (no `terminate`).
+            if let Some(exit) = ctx.take_stop() {
+                return WorkerEnd::Stopped(exit);
+            }
+            let mut persistence = self.persistence;
+            // A state just read from the store (a revival, a start on a stored state) is there
+            // already: if `init` left it as it was, there is nothing to write. Any other first
+            // state, and the state of every restart (a batched change may not have reached the
+            // store), is written.
+            {
+                let from_store = cell.from_store.take();
+                let written = persistence.as_mut().and_then(|persistence| {
+                    let records = unwritten(&cell.retained);
+                    let stored = from_store.is_some_and(|fingerprint| {
+                        persistence.holds(&cell.live, fingerprint)
+                            && records.is_none_or(Unwritten::is_empty)
+                    });
+                    (!stored).then(|| Box::pin(persistence.write(&cell.live, records)))
+                });
+                if let Some(written) = written {
+                    let written = written.await;
+                    if let Some(exit) = fenced(&written) {
+                        return WorkerEnd::Stopped(exit);
+                    }
+                    if let Err(error) = written {
+                        // Not fatal: the next change writes the whole state again.
+                        tracing::error!(server = self.client.branch().server(), %error, "could not store the state after init");
+                    }
+                }
+            }
+            let incarnation = self.incarnation;
+            self.client
+                .branch()
+                .inner
+                .status
+                .send_modify(|status| status.ready = Some(incarnation));
+            tracing::debug!(
+                server = self.client.branch().server(),
+                incarnation,
+                "worker ready"
+            );
+
+            let mut last_message = Instant::now();
+            // When `handle_timeout` is due, if the last handler asked for it.
+            let mut timeout_at = ctx.take_timeout().map(|timeout| Instant::now() + timeout);
+            'messages: loop {
+                let job = 'job: {
+                    if let Some(cast) = ctx.take_continuation() {
+                        break 'job Job::Continue(cast);
+                    }
+                    // A pending handler timeout keeps the server awake: hibernating would drop it.
+                    let idle_at = self
+                        .idle_after
+                        .filter(|_| timeout_at.is_none())
+                        .map(|idle| last_message + idle);
+                    let deadline = earliest(
+                        earliest(
+                            persistence.as_deref().and_then(Persistence::flush_at),
+                            idle_at,
+                        ),
+                        timeout_at,
+                    );
+                    let received = match deadline {
+                        None => cell.mailbox.recv().await,
+                        Some(deadline) => {
+                            match Box::pin(tokio::time::timeout_at(deadline, cell.mailbox.recv()))
+                                .await
+                            {
+                                Ok(received) => received,
+                                // Cleared after the handler, as after any handler.
+                                Err(_elapsed) if timeout_at.is_some_and(|at| at <= deadline) => {
+                                    break 'job Job::Timeout;
+                                }
+                                Err(_elapsed) => {
+                                    let Some(persistence) = &mut persistence else {
+                                        // Idle without a store: nothing to hibernate into.
+                                        last_message = Instant::now();
+                                        continue 'messages;
+                                    };
+                                    let flush = persistence
+                                        .flush(&cell.live, unwritten(&cell.retained))
+                                        .map(Box::pin);
+                                    let flushed = match flush {
+                                        Some(flush) => flush.await,
+                                        None => Ok(()),
+                                    };
+                                    if let Some(exit) = fenced(&flushed) {
+                                        return WorkerEnd::Stopped(exit);
+                                    }
+                                    match flushed {
+                                        Ok(())
+                                            if idle_at.is_some_and(|at| at <= Instant::now()) =>
+                                        {
+                                            return WorkerEnd::Idle;
+                                        }
+                                        Ok(()) => {}
+                                        Err(error) => {
+                                            tracing::error!(server = self.client.branch().server(), %error, "could not store the state");
+                                            // Stay awake, and try again after another idle period.
+                                            last_message = Instant::now();
+                                        }
+                                    }
+                                    continue 'messages;
+                                }
+                            }
+                        }
+                    };
+                    // The mailbox cannot close while this worker's own client holds a sender.
+                    let Some(envelope) = received else {
+                        return WorkerEnd::Stopped(Exit::Normal);
+                    };
+                    // A clock read costs as much as a tenth of a call: only servers that can idle
+                    // pay it.
+                    if self.idle_after.is_some() {
+                        last_message = Instant::now();
+                    }
+                    Job::Message(envelope)
+                };
+                cell.live.reset();
+                let outcome = match job {
+                    Job::Message(Envelope::Call { call, reply }) => {
+                        ctx.begin_call(reply);
+                        let out =
+                            guarded(branch, S::handle_call(&mut cell.live, call, &mut ctx)).await;
+                        let answer = ctx.end_call();
+                        match settle(cell, changes, out, false) {
+                            // Nothing to store (no store, or a `&self` handler): answer now.
+                            Ok(value) if persistence.is_none() || !cell.live.changed() => {
+                                if let Some(owed) = Owed::of(answer, value) {
+                                    owed.answer(Ok(()));
+                                }
+                                Ok(())
+                            }
+                            Ok(value) => {
+                                // Submitted now, synchronously: from here on the change is kept and on
+                                // its way to the store, so the reply is owed whatever happens to this
+                                // worker (see `CommittedReply`).
+                                let write = store_if_changed(
+                                    &mut persistence,
+                                    &cell.live,
+                                    unwritten(&cell.retained),
+                                );
+                                // Written: the common write below must not write it again.
+                                cell.live.reset();
+                                let stored = Box::pin(
+                                    CommittedReply::<S, _>::new(Owed::of(answer, value), write)
+                                        .send(),
+                                )
+                                .await;
+                                if let Some(exit) = fenced(&stored) {
+                                    return WorkerEnd::Stopped(exit);
+                                }
+                                Ok(())
+                            }
+                            Err(exit) => {
+                                answer.crashed(&exit);
+                                Err(exit)
+                            }
+                        }
+                    }
+                    Job::Message(Envelope::Keyed(keyed)) => {
+                        let keyed = Self::keyed(
+                            &self.client,
+                            self.retention,
+                            cell,
+                            changes,
+                            &mut ctx,
+                            &mut persistence,
+                            *keyed,
+                        );
+                        match Box::pin(keyed).await {
+                            Keyed::Done => Ok(()),
+                            Keyed::Crashed(exit) => Err(exit),
+                            Keyed::Fenced(exit) => return WorkerEnd::Stopped(exit),
+                        }
+                    }
+                    Job::Message(Envelope::Cast(cast)) | Job::Continue(cast) => {
+                        let out =
+                            guarded(branch, S::handle_cast(&mut cell.live, cast, &mut ctx)).await;
+                        settle(cell, changes, out, false)
+                    }
+                    Job::Message(Envelope::Info(info)) => {
+                        let out =
+                            guarded(branch, S::handle_info(&mut cell.live, info, &mut ctx)).await;
+                        settle(cell, changes, out, false)
+                    }
+                    Job::Timeout => {
+                        let out =
+                            Box::pin(guarded(branch, S::handle_timeout(&mut cell.live, &mut ctx)))
+                                .await;
+                        settle(cell, changes, out, false)
+                    }
+                    Job::Message(Envelope::Stop(reason)) => {
+                        let reason = *reason;
+                        Box::pin(terminate(cell, &reason, &mut ctx)).await;
+                        return WorkerEnd::Stopped(reason);
+                    }
+                    Job::Message(Envelope::Handoff) => return WorkerEnd::Handoff,
+                };
+                if let Err(exit) = outcome {
+                    return WorkerEnd::Crashed {
+                        exit,
+                        started: true,
+                    };
+                }
+                // Only the last handler's request counts; a clock read only when there is one.
+                timeout_at = ctx.take_timeout().map(|timeout| Instant::now() + timeout);
+                // Checked first: building the store's future costs a copy per message for nothing.
+                if persistence.is_some() {
+                    let stored = Box::pin(store_if_changed(
+                        &mut persistence,
+                        &cell.live,
+                        unwritten(&cell.retained),
+                    ))
+                    .await;
+                    if let Some(exit) = fenced(&stored) {
+                        return WorkerEnd::Stopped(exit);
+                    }
+                    if let Err(error) = stored {
+                        // A cast or info message: nobody to tell but the log.
+                        tracing::error!(server = self.client.branch().server(), %error, "could not store the state");
+                    }
+                }
+                if let Some(reason) = ctx.take_stop() {
+                    ctx.drop_continuations();
+                    Box::pin(terminate(cell, &reason, &mut ctx)).await;
+                    return WorkerEnd::Stopped(reason);
+                }
+            }
+        }
+    }
+}
+
+/// Runs a handler's future in place (pinned where it was built, not moved into a wrapper: a
+/// handler's future can be large, and moving it cost a copy per message), marked as a handler of
+/// `branch` (see [`handling`](crate::handling)), and catches its panic.
+async fn guarded<F: Future>(
+    branch: BranchId,
+    handler: F,
+) -> Result<F::Output, Box<dyn Any + Send>> {
+    let handler = std::pin::pin!(handler);
+    AssertUnwindSafe(Handling { branch, handler })
+        .catch_unwind()
+        .await
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Turns a handler's outcome into its value, keeping the state first if the handler changed it
+/// (or if `force`).
+fn settle<S: Server, T>(
+    cell: &mut Cell<S>,
+    changes: Option<&Changes<S>>,
+    outcome: Result<T, Box<dyn Any + Send>>,
+    force: bool,
+) -> Result<T, Exit> {
+    let value = outcome.map_err(|payload| Exit::panicked(&*payload))?;
+    if force || cell.live.changed() {
+        cell.commit(changes)?;
+    }
+    Ok(value)
+}
+
+/// Runs the server's `terminate` on the cell's state, first restoring it if a crash left it
+/// unknown. A panic in `terminate` is logged and published, for `stop` to report
+/// ([`StopError::Terminate`](crate::StopError::Terminate)): the branch is ending either way.
+pub(crate) async fn terminate<S: Server>(cell: &mut Cell<S>, reason: &Exit, ctx: &mut Context<S>) {
+    // Recorded first: a kill landing at one of `terminate`'s awaits must not undo the stop.
+    cell.stopping = Some(Box::new(reason.clone()));
+    if let Err(exit) = cell.restore_if_needed() {
+        tracing::error!(server = std::any::type_name::<S>(), %exit, "could not restore the state for terminate");
+    }
+    let branch = ctx.client().branch().clone();
+    let state = cell.live.untracked_mut();
+    if let Err(payload) = guarded(branch.id(), state.terminate(reason, ctx)).await {
+        let message = panic_message(&*payload);
+        tracing::error!(server = std::any::type_name::<S>(), panic = %message, "terminate panicked");
+        branch
+            .inner
+            .status
+            .send_modify(|status| status.terminate_panicked = Some(message));
+    }
+}
