@@ -45,7 +45,8 @@
 //! - `PEEPER_SCALE_ROUNDS`: rounds of the time rows (default 7);
 //! - `PEEPER_SCALE_MAX`: the largest N (default 100,000; `1000000` adds N = 1,000,000 to
 //!   `start_mt` / `stop_mt`; a smaller value drops the larger N, e.g. `10000` for a quick check);
-//! - `PEEPER_SCALE_OTHERS=0`: baseline and peeper only (no ractor, no kameo).
+//! - `PEEPER_SCALE_OTHERS=0`: baseline and peeper only (no ractor, no kameo);
+//! - `PEEPER_SCALE_ONLY=call_mt,heap`: only the rows whose workload starts with one of these.
 #![allow(clippy::unwrap_used, clippy::cast_precision_loss)]
 
 use std::alloc::System;
@@ -838,6 +839,13 @@ fn main() {
     let rounds = setting("PEEPER_SCALE_ROUNDS", 7).max(1);
     let max = setting("PEEPER_SCALE_MAX", 100_000);
     let others = setting("PEEPER_SCALE_OTHERS", 1) != 0;
+    let only = std::env::var("PEEPER_SCALE_ONLY").unwrap_or_default();
+    let wants = |workload: &str| {
+        only.is_empty()
+            || only
+                .split(',')
+                .any(|prefix| workload.starts_with(prefix.trim()))
+    };
     let active: Vec<usize> = if others { vec![0, 1, 2, 3] } else { vec![0, 1] };
     let sizes = |candidates: &[usize]| -> Vec<usize> {
         candidates.iter().copied().filter(|&n| n <= max).collect()
@@ -859,28 +867,36 @@ fn main() {
     );
     let mut table = Table::new();
 
-    let samples = interleave(
-        rounds,
-        true,
-        active
-            .iter()
-            .map(|&c| with_contender!(c, K => start_call_stop_ct::<K>(&ct, c)))
-            .collect(),
-    );
-    table.row("start_call_stop_ct", Unit::Ns, 1, &samples, 0);
+    if wants("start_call_stop_ct") {
+        let samples = interleave(
+            rounds,
+            true,
+            active
+                .iter()
+                .map(|&c| with_contender!(c, K => start_call_stop_ct::<K>(&ct, c)))
+                .collect(),
+        );
+        table.row("start_call_stop_ct", Unit::Ns, 1, &samples, 0);
+    }
 
-    let samples = interleave(
-        rounds,
-        true,
-        active
-            .iter()
-            .map(|&c| with_contender!(c, K => calls_ct::<K>(&ct, c)))
-            .collect(),
-    );
-    table.row("call_ct", Unit::Ns, 1, &samples, 0);
-    table.row("cast_ct", Unit::Ns, 1, &samples, 1);
+    if wants("call_ct") || wants("cast_ct") {
+        let samples = interleave(
+            rounds,
+            true,
+            active
+                .iter()
+                .map(|&c| with_contender!(c, K => calls_ct::<K>(&ct, c)))
+                .collect(),
+        );
+        table.row("call_ct", Unit::Ns, 1, &samples, 0);
+        table.row("cast_ct", Unit::Ns, 1, &samples, 1);
+    }
 
-    let start_sizes = sizes(&[1_000, 10_000, 100_000, 1_000_000]);
+    let start_sizes = if wants("start_mt") || wants("stop_mt") {
+        sizes(&[1_000, 10_000, 100_000, 1_000_000])
+    } else {
+        Vec::new()
+    };
     if let Some(&largest) = start_sizes.last() {
         // Pre-faults the memory the largest N needs.
         for &c in &active {
@@ -907,7 +923,10 @@ fn main() {
         table.row("stop_mt", Unit::Ns, n, &samples, 1);
     }
 
-    for n in sizes(&[1_000, 10_000, 100_000]) {
+    for n in sizes(&[1_000, 10_000, 100_000])
+        .into_iter()
+        .filter(|_| wants("call_mt"))
+    {
         let samples = interleave(
             rounds,
             true,
@@ -920,7 +939,10 @@ fn main() {
         table.row("call_mt_8_tput", Unit::PerSec, n, &samples, 1);
     }
 
-    for n in sizes(&[10_000, 100_000]) {
+    for n in sizes(&[10_000, 100_000])
+        .into_iter()
+        .filter(|_| wants("heap_idle"))
+    {
         let samples = interleave(
             1,
             false,
@@ -933,12 +955,19 @@ fn main() {
     }
 
     let n = HIBERNATED.min(max);
-    let (total, store) = heap_hibernated(&ct, n);
+    let (total, store) = if wants("heap_hibernated") {
+        heap_hibernated(&ct, n)
+    } else {
+        (0.0, 0.0)
+    };
     for (workload, bytes) in [
         ("heap_hibernated_total", total),
         ("heap_hibernated_store", store),
         ("heap_hibernated_less_store", total - store),
-    ] {
+    ]
+    .into_iter()
+    .filter(|_| wants("heap_hibernated"))
+    {
         let spread = Spread {
             median: bytes,
             low: bytes,
