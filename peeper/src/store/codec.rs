@@ -85,10 +85,29 @@ impl Codec {
     label = "needs `serde::Serialize` and `serde::Deserialize`",
     note = "add `#[derive(serde::Serialize, serde::Deserialize)]` to `{Self}` (with serde's `derive` feature), and `#[serde(skip)]` on the fields that are not to be stored"
 )]
-pub trait Storable: Serialize + DeserializeOwned {}
+// No supertraits: rustc checks supertraits one by one and reports each missing derive as an
+// error of its own, in serde's words; a bound met through the impl below is reported once, in
+// these words.
+pub trait Storable: Sized {
+    /// The state's payload in `codec`.
+    #[doc(hidden)]
+    fn __encode(&self, codec: Codec) -> Result<Vec<u8>, String>;
+
+    /// A payload stored in this state's current version, decoded.
+    #[doc(hidden)]
+    fn __decode(stored: &Stored<'_>) -> Result<Self, String>;
+}
 
 #[diagnostic::do_not_recommend]
-impl<T: Serialize + DeserializeOwned> Storable for T {}
+impl<T: Serialize + DeserializeOwned> Storable for T {
+    fn __encode(&self, codec: Codec) -> Result<Vec<u8>, String> {
+        codec.to_vec(self)
+    }
+
+    fn __decode(stored: &Stored<'_>) -> Result<Self, String> {
+        stored.decode()
+    }
+}
 
 /// A server whose state can be stored: what it is called in the store, which schema version its
 /// state is, and how to bring an older one forward.
@@ -193,8 +212,8 @@ impl Stored<'_> {
 
 /// Encodes a state in its envelope.
 pub(crate) fn encode<S: Persist>(key: &Key, state: &S) -> Result<Vec<u8>, StoreError> {
-    let payload = S::CODEC
-        .to_vec(state)
+    let payload = state
+        .__encode(S::CODEC)
         .map_err(|reason| StoreError::Encode {
             key: key.clone(),
             reason,
@@ -229,7 +248,7 @@ pub(crate) fn decode<S: Persist>(key: &Key, bytes: &[u8]) -> Result<S, StoreErro
         payload: &bytes[HEADER..],
     };
     match version.cmp(&S::VERSION) {
-        std::cmp::Ordering::Equal => stored.decode().map_err(corrupt),
+        std::cmp::Ordering::Equal => S::__decode(&stored).map_err(corrupt),
         std::cmp::Ordering::Greater => Err(StoreError::NewerVersion {
             key: key.clone(),
             stored: version,
