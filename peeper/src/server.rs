@@ -103,6 +103,12 @@ pub trait Server: Sized + Send + 'static {
     /// [`Projection`](crate::keep::Projection) or [`InPlace`](crate::keep::InPlace).
     type Keep: Keep<Self>;
 
+    /// `true` when `init` is the default one, which changes nothing and cannot fail: a start
+    /// then has nothing to wait for. `#[peeper::server]` sets it for a server without `#[init]`;
+    /// a hand-written server keeps `false` (a start waits for its `init`), which is always right.
+    #[doc(hidden)]
+    const __INIT_IS_DEFAULT: bool = false;
+
     /// Runs at every start of a worker: the first time on the state given to `start` (an error
     /// or a panic then fails the start), after a crash on the kept state
     /// (`ctx.incarnation() > 0`; an error or a panic is then another crash). Returning

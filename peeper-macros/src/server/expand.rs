@@ -360,6 +360,13 @@ impl Expansion<'_> {
                 }
             }
         });
+        // No `#[init]` at all (not even one behind a `cfg`): the default `init`, which a start
+        // need not wait for.
+        let init_is_default = self.server.handlers(Kind::Init).next().is_none().then(|| {
+            quote!(
+                const __INIT_IS_DEFAULT: bool = true;
+            )
+        });
         let timeout = self.server.handlers(Kind::Timeout).map(|handler| {
             let invoke = self.invoke(handler, &quote!(__state));
             let cfgs = &handler.cfgs;
@@ -399,6 +406,7 @@ impl Expansion<'_> {
                 type Info = #info #ty_generics;
                 #keep_item
 
+                #init_is_default
                 #(#init)*
 
                 async fn handle_call(

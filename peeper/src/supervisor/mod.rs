@@ -87,20 +87,25 @@ async fn release<S>(durable: &Durable<S>, key: &crate::store::Key) {
 
 /// Spawns a branch's task on `runtime`: it supervises the branch and runs its workers.
 pub(crate) fn spawn<S: Server>(parts: Parts<S>, runtime: &Handle) {
-    // Control requests are taken from the first start on (a moved branch takes them already):
-    // a request made right after `start` returns waits in the queue for the task.
-    let branch = parts.client.branch();
-    if parts.commands.is_none() {
-        branch.tasks().control_open = true;
-    }
+    let branch = parts.client.branch().clone();
     branch.runs_on(runtime);
+    let first_start = parts.commands.is_none();
     // Built here, not in the task: the parts would take room in the task's future for its whole
     // life. Entered so that a listener's task is spawned on the branch's runtime.
     let supervisor = {
         let _entered = runtime.enter();
         Supervisor::new(parts)
     };
-    runtime.spawn(supervisor.run());
+    // The id is set under the lock, before the task can run (on another thread) and take the
+    // lock to clear it at its end: a start that returns at once reports the id already. Nothing
+    // dropped with the task (if the runtime is shutting down) takes this lock.
+    let mut tasks = branch.tasks();
+    // Control requests are taken from the first start on (a moved branch takes them already):
+    // a request made right after `start` returns waits in the queue for the task.
+    if first_start {
+        tasks.control_open = true;
+    }
+    tasks.task = Some(runtime.spawn(supervisor.run()).id());
 }
 
 /// A branch's supervision, run by its one task around the current worker.

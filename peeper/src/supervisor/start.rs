@@ -142,6 +142,23 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
     }
     let mut cell = Cell::new(state, inbox);
     cell.from_store = from_store;
+    // A server whose `init` is the default one, with no store and no listener, has nothing to
+    // wait for: its first `init` changes nothing and cannot fail (nor can a write or a listener
+    // refuse it). Its state is kept here, as that `init` would keep it, and the start returns
+    // once the task is spawned, as a plain actor's does.
+    let immediate = S::__INIT_IS_DEFAULT && durable.is_none() && listener.is_none();
+    if immediate {
+        if let Err(exit) = cell.commit(None) {
+            if let Some(name) = &options.name {
+                registry::unregister::<S>(name, branch.id());
+            }
+            return Err(StartError::Init(exit));
+        }
+        branch
+            .inner
+            .status
+            .send_modify(|status| status.ready = Some(0));
+    }
     let parts = Parts {
         cell: Arc::new(Mutex::new(cell)),
         client: client.clone(),
@@ -168,6 +185,10 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
         None => Handle::current(),
     };
     spawn(parts, &runtime);
+    if immediate {
+        tracing::info!(server = branch.server(), name = branch.name(), id = %branch.id(), "started");
+        return Ok(client);
+    }
     // Until `init` has completed, the start is still the caller's: dropped here, it takes the
     // branch down with it rather than leave a server running that nobody asked to wait for.
     let starting = Starting {
