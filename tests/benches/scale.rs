@@ -11,9 +11,9 @@
 //!   `JoinHandle`; ractor `stop` and its `JoinHandle`; kameo `stop_gracefully` and
 //!   `wait_for_shutdown`). ns per cycle, rounds of `CYCLES` cycles.
 //! - `start_mt`, `stop_mt`: a 2-worker multi-thread runtime; one task starts N servers one after
-//!   the other (ns per server; a start is complete when the contender's `start` returns: peeper
-//!   and ractor wait for the server's init, kameo for `wait_for_startup`, the baseline only
-//!   spawns), then the same task stops all N with at most 64 stops in flight
+//!   the other (ns per server; a start is complete when the contender's `start` returns: ractor
+//!   waits for the server's init, kameo for `wait_for_startup`, the baseline only spawns, and
+//!   peeper waits for `init` only when there is one: this counter has none), then the same task stops all N with at most 64 stops in flight
 //!   (`futures::stream::buffer_unordered(64)`, each stop waiting until its server is gone; ns per
 //!   server). One unmeasured start + stop at the largest N comes first, to pre-fault the memory.
 //! - `heap_idle`: bytes still allocated (a counting allocator, `stats_alloc`, is the global one)
