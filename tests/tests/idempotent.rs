@@ -4,13 +4,12 @@
 //! another message is refused; a crashed keyed call recorded nothing; records expire and are
 //! bounded. Durable servers keep the record in the same commit as the state.
 //!
-//! SIGKILL between the commit and the reply is in `idempotent_kill.rs`; handoff and node loss on
+//! SIGKILL between the commit and the reply is in `durable_kill.rs`; handoff and node loss on
 //! PostgreSQL in `cluster_nodes.rs`.
 #![allow(clippy::unwrap_used)]
 
 mod durable_common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use durable_common::unique;
@@ -18,7 +17,12 @@ use peeper::store::{BoxFuture, Key, Memory, Storage, Store, StoreError, Write};
 use peeper::{CallError, Exit, OnStop};
 use serde::{Deserialize, Serialize};
 
-static FAIL_NEXT_ADD: AtomicBool = AtomicBool::new(false);
+thread_local! {
+    /// Makes the next `add` on this thread panic. Per thread, not global: the tests of this file
+    /// run in parallel, each on its own thread with a current-thread runtime (where its servers
+    /// run too), and a global flag set by one test failed another test's `add`.
+    static FAIL_NEXT_ADD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 
 #[derive(Clone, Default, Serialize, Deserialize)]
 struct Cart {
@@ -31,10 +35,7 @@ struct Cart {
 impl Cart {
     #[call]
     fn add(&mut self, item: String) -> usize {
-        assert!(
-            !FAIL_NEXT_ADD.swap(false, Ordering::SeqCst),
-            "add failed on purpose"
-        );
+        assert!(!FAIL_NEXT_ADD.replace(false), "add failed on purpose");
         self.items.push(item);
         self.adds += 1;
         self.items.len()
@@ -106,7 +107,7 @@ async fn a_key_reused_with_another_message_is_refused_and_nothing_runs() {
 async fn a_keyed_call_whose_handler_crashed_recorded_nothing_and_its_retry_runs() {
     quiet();
     let cart = Cart::start(Cart::default()).await.unwrap();
-    FAIL_NEXT_ADD.store(true, Ordering::SeqCst);
+    FAIL_NEXT_ADD.set(true);
     let crashed = cart.idempotent("req-1").add("tea".into()).await;
     assert!(
         matches!(crashed, Err(CallError::Crashed(Exit::Panicked { .. }))),

@@ -193,8 +193,10 @@ impl<S: Server> Sleeping<S> {
                         .status
                         .send_modify(|status| status.hibernating = false);
                     tracing::info!(server = branch.server(), name = branch.name(), "revived");
-                    // This task is the branch's task from here on.
-                    Supervisor::new(parts).run().await;
+                    // In a task of its own, not this one: this one's future has room for the
+                    // claim and the load, and a revived server would keep that room (the size
+                    // of a store's futures) for the rest of its life.
+                    spawn(parts, &Handle::current());
                 }
                 Ok(None) => finish_unrevived::<S>(
                     &branch,

@@ -226,9 +226,6 @@ impl<S: Server> Supervisor<S> {
     #[allow(clippy::manual_async_fn)]
     fn run(mut self) -> impl Future<Output = ()> {
         async move {
-            // Set by the task itself, so that it is never set after the task cleared it (ended,
-            // hibernated) on another thread.
-            self.client.branch().tasks().task = Some(tokio::task::id());
             let mut handoff: Option<oneshot::Sender<Box<dyn Moving>>> = None;
             loop {
                 let guard = Arc::clone(&self.cell).lock_owned().await;

@@ -17,6 +17,10 @@ use crate::{Branch, Builder, Client, CrashLoop, Exit, Server, StartError, regist
 impl<S: Server, C: From<Client<S>>> Builder<S, C> {
     /// Starts the branch and returns once the first `init` has completed.
     ///
+    /// A server without `#[init]`, with no store and no listener, has nothing to wait for (its
+    /// first `init` changes nothing and cannot fail): its start returns as soon as its task is
+    /// spawned, and messages sent from then on are queued for it as usual.
+    ///
     /// Dropped before it returns (by a `select!` or a timeout of the caller's), the start is
     /// undone: the name is freed, a claim is given up, and the worker is killed at its next
     /// await.
