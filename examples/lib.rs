@@ -65,3 +65,6 @@ mod book_troubleshooting {}
 
 #[doc = include_str!("../book/src/retries.md")]
 mod book_retries {}
+
+#[doc = include_str!("../book/src/remote-calls.md")]
+mod book_remote_calls {}

@@ -44,7 +44,7 @@ fn player(_name: &str) -> peeper::Builder<Player, PlayerClient> {
     Player::builder(Player::default())
 }
 
-async fn node(url: &str, id: &str, take_over: bool) -> Result<Node, peeper::store::StoreError> {
+async fn node(url: &str, id: &str, take_over: bool) -> Result<Node, peeper::cluster::NodeError> {
     let postgres = Postgres::builder(url)
         .node(NodeId::new(id))
         .schema("rolling_example")

@@ -132,6 +132,10 @@ pub(crate) struct BranchInner {
     pub(crate) tasks: Mutex<Tasks>,
     /// Whether this branch may hibernate: only then do sends take the `sleeping` lock.
     may_sleep: bool,
+    /// Whether a link drains this branch's mailbox (`cluster::grpc`): the link of a remote
+    /// client, or of a server that moved to another node. Calls then carry their timeout,
+    /// which travels to the server's node.
+    link: AtomicBool,
     /// Whether the branch's task runs on a multi-thread runtime (set at every spawn: a transfer
     /// may move it). Calls arm their timeout differently there (see `client::Answer`).
     multi_thread: AtomicBool,
@@ -204,6 +208,50 @@ pub struct Branch {
 
 impl Branch {
     pub(crate) fn new(server: &'static str, name: Option<String>, may_sleep: bool) -> Branch {
+        Branch::with_kind(server, name, may_sleep, false)
+    }
+
+    /// The branch of a remote client's link: it takes control requests at once, and its
+    /// `init` (none) is done.
+    #[cfg(feature = "grpc")]
+    pub(crate) fn link(server: &'static str, name: String) -> Branch {
+        let branch = Branch::with_kind(server, Some(name), false, true);
+        branch.tasks().control_open = true;
+        branch
+            .inner
+            .status
+            .send_modify(|status| status.ready = Some(0));
+        branch
+    }
+
+    /// Ends a link's branch with `exit`: later sends are refused with it.
+    #[cfg(feature = "grpc")]
+    pub(crate) fn finish_link(&self, exit: Exit) {
+        self.tasks().control_open = false;
+        self.inner.status.send_modify(|status| {
+            status.exit.get_or_insert(exit);
+            status.finished = true;
+        });
+    }
+
+    /// Whether a link drains this branch's mailbox.
+    #[inline]
+    pub(crate) fn is_link(&self) -> bool {
+        self.inner.link.load(Ordering::Relaxed)
+    }
+
+    /// A link drains this branch's mailbox from now on: the server moved to another node.
+    #[cfg(feature = "grpc")]
+    pub(crate) fn become_link(&self) {
+        self.inner.link.store(true, Ordering::Relaxed);
+    }
+
+    fn with_kind(
+        server: &'static str,
+        name: Option<String>,
+        may_sleep: bool,
+        link: bool,
+    ) -> Branch {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Branch {
             inner: Arc::new(BranchInner {
@@ -213,6 +261,7 @@ impl Branch {
                 status: StatusCell::default(),
                 tasks: Mutex::new(Tasks::default()),
                 may_sleep,
+                link: AtomicBool::new(link),
                 multi_thread: AtomicBool::new(false),
                 sleeping: Mutex::new(None),
                 control_waiting: AtomicBool::new(false),

@@ -11,7 +11,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Sleep;
 
 use crate::mailbox::KeyedCall;
-use crate::mailbox::{Caller, Envelope};
+use crate::mailbox::{Caller, Envelope, Timed};
 use crate::retained::{IdempotencyKey, ReplyCodec, Retainable};
 use crate::{Branch, CallError, Exit, SendError, Server, StopError};
 
@@ -124,8 +124,12 @@ impl<S: Server> Client<S> {
             return Err(CallError::CallingSelf);
         }
         let (reply, answer) = oneshot::channel();
+        let mut envelope = make(reply);
+        if self.branch.is_link() {
+            envelope = Envelope::Timed(Box::new(Timed { envelope, timeout }));
+        }
         self.branch
-            .send_waking(|| self.mailbox.send(make(reply)))
+            .send_waking(|| self.mailbox.send(envelope))
             .map_err(|_| CallError::Stopped(self.branch.exit_or_normal()))?;
         match (Answer {
             answer,

@@ -9,7 +9,7 @@ use crate::Branch;
 use crate::fingerprint::fingerprint;
 use crate::store::{self, Claim, Key, Persist, Storage, StoreError, Write};
 
-pub(crate) struct Durable<S> {
+pub(crate) struct Durable<S: crate::Server> {
     pub(crate) storage: Storage,
     /// The server kind; the name comes from the branch's options at start.
     pub(crate) kind: &'static str,
@@ -18,9 +18,17 @@ pub(crate) struct Durable<S> {
     /// The claim the branch runs under, once made: every write carries it, so that a fencing
     /// store refuses the writes of a branch whose claim was given up or taken over.
     pub(crate) claim: Option<Claim>,
+    /// For a remote server of a cluster node (`grpc`): what takes the mailbox when the server
+    /// moves to another node (handed off, fenced), so that its clients follow it there.
+    pub(crate) forward: Option<Forward<S>>,
 }
 
-impl<S> Durable<S> {
+/// Takes the mailbox (and the branch) of a server that moved to another node.
+pub(crate) type Forward<S> = std::sync::Arc<
+    dyn Fn(tokio::sync::mpsc::UnboundedReceiver<crate::mailbox::Envelope<S>>, Branch) + Send + Sync,
+>;
+
+impl<S: crate::Server> Durable<S> {
     pub(crate) fn new(storage: Storage) -> Self
     where
         S: Persist,
@@ -31,6 +39,7 @@ impl<S> Durable<S> {
             encode: store::encode::<S>,
             decode: store::decode::<S>,
             claim: None,
+            forward: None,
         }
     }
 
@@ -66,7 +75,7 @@ impl<S> Durable<S> {
     }
 }
 
-impl<S> Durable<S> {
+impl<S: crate::Server> Durable<S> {
     /// Claims `key` for a server about to run on it ([`Store::claim`](crate::store::Store::claim)).
     /// The claim is guarded until a running branch owns it.
     pub(crate) async fn claim(&self, key: &Key) -> Result<ClaimGuard, StoreError> {
@@ -122,7 +131,7 @@ impl Drop for ClaimGuard {
     }
 }
 
-impl<S> Durable<S> {
+impl<S: crate::Server> Durable<S> {
     /// Writes a branch's last state, retrying until the store takes it.
     ///
     /// A failure that another attempt can fix (the store is down, the disk is full) is retried
@@ -178,7 +187,7 @@ pub(crate) async fn release(storage: &Storage, key: &Key) {
     }
 }
 
-impl<S> Clone for Durable<S> {
+impl<S: crate::Server> Clone for Durable<S> {
     fn clone(&self) -> Self {
         Durable {
             storage: self.storage.clone(),
@@ -186,11 +195,12 @@ impl<S> Clone for Durable<S> {
             encode: self.encode,
             decode: self.decode,
             claim: self.claim,
+            forward: self.forward.clone(),
         }
     }
 }
 
-impl<S> fmt::Debug for Durable<S> {
+impl<S: crate::Server> fmt::Debug for Durable<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Durable")
             .field("kind", &self.kind)

@@ -14,7 +14,7 @@ use crate::store::StoreError;
 /// assert_eq!(err.to_string(), "the worker crashed while handling this call: the worker panicked: boom");
 /// # }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum CallError {
     /// The worker crashed while handling this very call: it panicked
@@ -63,6 +63,99 @@ pub enum CallError {
     KeyReused {
         /// The key.
         key: String,
+    },
+    /// The call never reached a handler: nothing ran, and sending it again is safe. Only a
+    /// client from [`Entities::get`](crate::Entities::get) or a cluster's `Node::get` answers
+    /// this, after it has retried what it could (see [`Undelivered`]).
+    #[error("the call was not applied: {0}")]
+    NotApplied(Undelivered),
+    /// The call was sent to node `node` and its answer was lost: the connection broke or the
+    /// node died while the call was in flight, so the handler may have run. Retry it only
+    /// with an idempotency key ([`Client::idempotent`](crate::Client::idempotent)), which
+    /// makes a retry safe.
+    #[error("the call to node `{node}` may have been applied; its answer was lost: {reason}")]
+    MaybeApplied {
+        /// The node the call was sent to.
+        node: String,
+        /// What the transport said.
+        reason: String,
+    },
+}
+
+/// Why a call to a server on another node never reached its handler
+/// ([`CallError::NotApplied`]): retrying it cannot apply it twice.
+///
+/// ```
+/// let err = peeper::CallError::NotApplied(peeper::Undelivered::UnknownMessage {
+///     kind: "player".into(),
+///     reason: "unknown variant `Boost`".into(),
+/// });
+/// assert_eq!(
+///     err.to_string(),
+///     "the call was not applied: the node that runs `player` does not know this message \
+///      (it runs another build): unknown variant `Boost`",
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum Undelivered {
+    /// The owner's node could not be reached, and the call had not been sent (the connection
+    /// was refused or could not be made).
+    #[error("node `{node}` could not be reached: {reason}")]
+    Unreachable {
+        /// The node.
+        node: String,
+        /// What the transport said.
+        reason: String,
+    },
+    /// The server kept moving between nodes: the call followed it as far as it goes (two
+    /// hops) without reaching it.
+    #[error("the server moved {hops} times while the call followed it")]
+    Moved {
+        /// How many nodes answered that it had moved.
+        hops: u32,
+    },
+    /// The server was being handed off between nodes, and no node had taken it when the
+    /// call's deadline passed.
+    #[error("the server was being handed off, and no node took it within the call's deadline")]
+    InHandoff,
+    /// No live node of the cluster hosts this kind of server
+    /// (`NodeBuilder::host`), so none could start it.
+    #[error("no live node hosts servers of kind `{kind}`")]
+    NotHosted {
+        /// The server kind.
+        kind: String,
+    },
+    /// The receiving node does not know this message: it runs another build of the server
+    /// (older, without this handler), or the payload was malformed.
+    #[error(
+        "the node that runs `{kind}` does not know this message (it runs another build): {reason}"
+    )]
+    UnknownMessage {
+        /// The server kind.
+        kind: String,
+        /// What its decoder said.
+        reason: String,
+    },
+    /// The server's node could not start it (its `init` failed, its store refused the claim).
+    #[error("the server could not be started: {reason}")]
+    NotStarted {
+        /// The start's error.
+        reason: String,
+    },
+    /// The message or its reply is larger than the cluster's size cap.
+    #[error("the message is {size} bytes, over the cap of {limit}")]
+    TooLarge {
+        /// Its size, encoded.
+        size: usize,
+        /// The cap.
+        limit: usize,
+    },
+    /// The message could not be encoded for the wire.
+    #[error("the message could not be encoded: {reason}")]
+    Encode {
+        /// What the encoder said.
+        reason: String,
     },
 }
 

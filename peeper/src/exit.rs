@@ -21,7 +21,7 @@ use crate::panics::panic_message;
 /// assert_eq!(exit.to_string(), "the worker panicked: boom");
 /// assert!(!Exit::Normal.is_crash());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum Exit {
     /// The branch was stopped on request ([`Client::stop`](crate::Client::stop), or a handler

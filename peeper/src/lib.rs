@@ -151,6 +151,7 @@ pub mod cluster;
 mod context;
 mod durable;
 mod dynamic;
+mod entities;
 mod error;
 mod exit;
 mod fingerprint;
@@ -163,6 +164,7 @@ mod mailbox;
 mod options;
 mod panics;
 mod registry;
+pub mod remote;
 mod reply;
 mod resources;
 mod retained;
@@ -177,7 +179,8 @@ pub use client::Idempotent;
 pub use client::{Client, DEFAULT_CALL_TIMEOUT, Timer};
 pub use context::Context;
 pub use dynamic::{DynamicSupervisor, transfer};
-pub use error::{CallError, SendError, StartError, StopError, TransferError};
+pub use entities::Entities;
+pub use error::{CallError, SendError, StartError, StopError, TransferError, Undelivered};
 pub use exit::Exit;
 pub use listener::Listener;
 pub use options::{
@@ -186,6 +189,7 @@ pub use options::{
 };
 pub use panics::quiet_caught_panics;
 pub use registry::whereis;
+pub use remote::Remote;
 pub use reply::ReplyTo;
 pub use retained::{
     Comparable, DEFAULT_RETAINED_MAX, DEFAULT_RETENTION, IdempotencyKey, Retainable,
@@ -210,6 +214,7 @@ pub use peeper_macros::State;
 pub mod __private {
     pub use futures;
     pub use inventory;
+    pub use serde;
     pub use tokio;
 
     pub use crate::kinds::{CastOutput, InitErrorOutput, InitOutput, branch_named};

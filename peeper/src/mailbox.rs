@@ -25,6 +25,16 @@ pub(crate) enum Envelope<S: Server> {
     Stop(Box<Exit>),
     /// Leave the worker at this message boundary so the branch can move (see `transfer`).
     Handoff,
+    /// A call to a server on another node, with the time its caller waits: only a remote
+    /// client's link receives these (the deadline travels with the call). Boxed: rare.
+    Timed(Box<Timed<S>>),
+}
+
+/// A call and its caller's timeout (see [`Envelope::Timed`]).
+#[cfg_attr(not(feature = "grpc"), allow(dead_code))]
+pub(crate) struct Timed<S: Server> {
+    pub(crate) envelope: Envelope<S>,
+    pub(crate) timeout: std::time::Duration,
 }
 
 impl<S: Server> Envelope<S> {
@@ -33,6 +43,7 @@ impl<S: Server> Envelope<S> {
         let reply = match self {
             Envelope::Call { reply, .. } => reply,
             Envelope::Keyed(keyed) => keyed.reply,
+            Envelope::Timed(timed) => return timed.envelope.refuse(exit),
             _ => return,
         };
         // The caller may have given up already; nobody else is owed the refusal.

@@ -109,6 +109,11 @@ pub trait Server: Sized + Send + 'static {
     #[doc(hidden)]
     const __INIT_IS_DEFAULT: bool = false;
 
+    /// How the messages of a remote server (`#[peeper::server(remote)]`) are encoded, so that a
+    /// node can answer calls from other nodes to any server kind it hosts; `None` for the others.
+    #[doc(hidden)]
+    const __WIRE: Option<crate::remote::Wire<Self>> = None;
+
     /// Runs at every start of a worker: the first time on the state given to `start` (an error
     /// or a panic then fails the start), after a crash on the kept state
     /// (`ctx.incarnation() > 0`; an error or a panic is then another crash). Returning

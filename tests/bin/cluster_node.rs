@@ -24,9 +24,11 @@
 
 use std::collections::HashMap;
 use std::error::Error;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use peeper::cluster::{Node, NodeEvent, NodeId, Postgres};
+use peeper::cluster::{ClusterTls, Hashed, Node, NodeEvent, NodeId, Postgres};
 use peeper::store::{Key, StoreError};
 use peeper::{CallError, OnStop, StartError};
 use serde::{Deserialize, Serialize};
@@ -38,7 +40,7 @@ struct Counter {
     count: u64,
 }
 
-#[peeper::server]
+#[peeper::server(remote)]
 impl Counter {
     #[call]
     fn add(&mut self, by: u64) -> u64 {
@@ -56,6 +58,40 @@ impl peeper::Persist for Counter {
     const KIND: &'static str = "counter";
 }
 
+/// A newer build of the same kind (`--v2`): one more message, which `Counter` does not know.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct CounterV2 {
+    count: u64,
+}
+
+#[peeper::server(remote)]
+impl CounterV2 {
+    #[call]
+    fn add(&mut self, by: u64) -> u64 {
+        self.count += by;
+        self.count
+    }
+
+    #[call]
+    fn get(&self) -> u64 {
+        self.count
+    }
+
+    #[call]
+    fn double(&mut self) -> u64 {
+        self.count *= 2;
+        self.count
+    }
+}
+
+impl peeper::Persist for CounterV2 {
+    const KIND: &'static str = "counter";
+}
+
+fn counter_v2(_name: &str) -> peeper::Builder<CounterV2, CounterV2Client> {
+    CounterV2::builder(CounterV2::default()).on_stop(OnStop::Keep)
+}
+
 fn counter(_name: &str) -> peeper::Builder<Counter, CounterClient> {
     Counter::builder(Counter::default()).on_stop(OnStop::Keep)
 }
@@ -67,6 +103,11 @@ struct Args {
     pump: Option<Duration>,
     take_over: bool,
     adopt: bool,
+    /// Listen for other nodes: `plain`, or the directory of `ca.pem`, `<node>.pem`, `<node>.key`.
+    listen: Option<String>,
+    /// Host `CounterV2` instead of `Counter`.
+    v2: bool,
+    hashed: bool,
 }
 
 fn args() -> Result<Args, Box<dyn Error>> {
@@ -77,6 +118,9 @@ fn args() -> Result<Args, Box<dyn Error>> {
         pump: None,
         take_over: false,
         adopt: false,
+        listen: None,
+        v2: false,
+        hashed: false,
     };
     let mut given = std::env::args().skip(1);
     while let Some(arg) = given.next() {
@@ -91,6 +135,9 @@ fn args() -> Result<Args, Box<dyn Error>> {
             }
             "--take-over" => args.take_over = true,
             "--adopt" => args.adopt = true,
+            "--listen" => args.listen = Some(value()?),
+            "--v2" => args.v2 = true,
+            "--hashed" => args.hashed = true,
             other => return Err(format!("unknown argument `{other}`").into()),
         }
     }
@@ -113,14 +160,36 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .pool_size(8)
         .connect()
         .await?;
-    let node = Node::builder(postgres)
-        .host(counter)
+    let mut builder = Node::builder(postgres)
         .take_over(args.take_over)
         .adopt_orphans(args.adopt)
-        .adopt_every(args.lease / 4)
-        .start()
-        .await?;
+        .adopt_every(args.lease / 4);
+    builder = if args.v2 {
+        builder.host(counter_v2)
+    } else {
+        builder.host(counter)
+    };
+    if let Some(listen) = &args.listen {
+        builder = builder.listen("127.0.0.1:0".parse()?);
+        builder = match listen.as_str() {
+            "plain" => builder.insecure_plaintext_between_nodes(),
+            dir => {
+                let read = |file: String| std::fs::read(format!("{dir}/{file}"));
+                builder.tls(ClusterTls::from_pem(
+                    read("ca.pem".to_owned())?,
+                    read(format!("{}.pem", args.node))?,
+                    read(format!("{}.key", args.node))?,
+                ))
+            }
+        };
+        if args.hashed {
+            builder = builder.placement(Hashed);
+        }
+    }
+    let node = builder.start().await?;
     let mut pumps: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let mut traffic: Vec<JoinHandle<()>> = Vec::new();
+    let stopping = Arc::new(AtomicBool::new(false));
     let (pumped, mut to_pump) = mpsc::unbounded_channel::<String>();
 
     // Events: printed, and what arrives is pumped if asked.
@@ -226,7 +295,91 @@ async fn main() -> Result<(), Box<dyn Error>> {
                     Err(error) => say!("transfer-error {name} {error}"),
                 }
             }
+            ["call", name, by] => {
+                let by: u64 = by.parse()?;
+                let outcome = if args.v2 {
+                    remote::<CounterV2, _, _>(&node, name, |c| async move { c.add(by).await }).await
+                } else {
+                    remote::<Counter, _, _>(&node, name, |c| async move { c.add(by).await }).await
+                };
+                match outcome {
+                    Ok(count) => say!("called {name} {count}"),
+                    Err(error) => say!("call-err {name} {} {error}", class(&error)),
+                }
+            }
+            ["double", name] => {
+                match remote::<CounterV2, _, _>(&node, name, |c| async move { c.double().await })
+                    .await
+                {
+                    Ok(count) => say!("doubled {name} {count}"),
+                    Err(error) => say!("call-err {name} {} {error}", class(&error)),
+                }
+            }
+            // `traffic <name> <n>`: n calls `add(1)` through `get`, one after another; a call
+            // that was not applied is retried. Prints `tack <name> <count>` per acknowledged
+            // call, `retried <name> <error>` per retry, `traffic-done <name>` at the end.
+            ["traffic", name, n] => {
+                let n: u64 = n.parse()?;
+                let node = node.clone();
+                let name = (*name).to_owned();
+                let stopping = Arc::clone(&stopping);
+                traffic.push(tokio::spawn(async move {
+                    let mut done = 0;
+                    while done < n && !stopping.load(Ordering::SeqCst) {
+                        match remote::<Counter, _, _>(
+                            &node,
+                            &name,
+                            |c| async move { c.add(1).await },
+                        )
+                        .await
+                        {
+                            Ok(count) => {
+                                say!("tack {name} {count}");
+                                done += 1;
+                            }
+                            Err(error @ CallError::NotApplied(_)) => say!("retried {name} {error}"),
+                            Err(error) => {
+                                say!("call-err {name} {} {error}", class(&error));
+                                return;
+                            }
+                        }
+                    }
+                    say!("traffic-done {name}");
+                }));
+            }
+            // `storm <prefix> <n>`: `get` and `add(1)` on n names, 512 at a time (as a client
+            // with a connection limit would); `stormed <ok> <failed>`.
+            ["storm", prefix, n] => {
+                use futures::StreamExt as _;
+                let n: usize = n.parse()?;
+                let calls = (0..n).map(|i| {
+                    let node = node.clone();
+                    let name = format!("{prefix}{i}");
+                    async move {
+                        remote::<Counter, _, _>(&node, &name, |c| async move { c.add(1).await })
+                            .await
+                    }
+                });
+                let results: Vec<_> = futures::stream::iter(calls)
+                    .buffer_unordered(512)
+                    .collect()
+                    .await;
+                let failed: Vec<String> = results
+                    .iter()
+                    .filter_map(|result| result.as_ref().err().map(ToString::to_string))
+                    .collect();
+                if let Some(error) = failed.first() {
+                    say!("storm-error {error}");
+                }
+                say!("stormed {} {}", n - failed.len(), failed.len());
+            }
             ["shutdown"] => {
+                // The clients of this process stop at a call boundary first, each with its last
+                // acknowledgement printed: no call of theirs is in flight when the process exits.
+                stopping.store(true, Ordering::SeqCst);
+                for client in traffic.drain(..) {
+                    let _ = client.await;
+                }
                 let keys = node.shutdown().await?;
                 // Every pump hears that its server left, after printing its last ack.
                 for (_, pump) in pumps.drain() {
@@ -237,6 +390,25 @@ async fn main() -> Result<(), Box<dyn Error>> {
             }
             _ => say!("unknown-command {line}"),
         }
+    }
+}
+
+/// A call through `Node::get`, wherever the server runs.
+async fn remote<S, F, Fut>(node: &Node, name: &str, call: F) -> Result<u64, CallError>
+where
+    S: peeper::Persist + peeper::Remote,
+    F: FnOnce(S::Client) -> Fut,
+    Fut: Future<Output = Result<u64, CallError>>,
+{
+    call(node.get::<S>(name).await?).await
+}
+
+/// The class of a call's error, as the tests match it.
+fn class(error: &CallError) -> &'static str {
+    match error {
+        CallError::NotApplied(_) => "not-applied",
+        CallError::MaybeApplied { .. } => "maybe-applied",
+        _ => "other",
     }
 }
 

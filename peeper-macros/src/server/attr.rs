@@ -20,6 +20,9 @@ pub(crate) struct Args {
     pub(crate) prefix: Option<Ident>,
     /// `client = Name`: the typed client's name, instead of `{Server}Client`.
     pub(crate) client: Option<Ident>,
+    /// `remote`: the messages and replies derive serde's traits, and the server implements
+    /// `peeper::Remote` (it can be called from other processes).
+    pub(crate) remote: bool,
 }
 
 /// The keep strategies the `keep` option names.
@@ -47,7 +50,7 @@ impl Keep {
     }
 }
 
-const EXPECTED_OPTIONS: &str = "expected `keep = snapshot | projection | in_place`, \
+const EXPECTED_OPTIONS: &str = "expected `keep = snapshot | projection | in_place`, `remote`, \
      `crate = path::to::peeper`, `client = ClientName` or `prefix = Name`";
 
 impl Args {
@@ -58,6 +61,7 @@ impl Args {
             keep: Keep::Snapshot,
             prefix: None,
             client: None,
+            remote: false,
         };
         let Some(metas) = errors.ok(Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens))
         else {
@@ -77,6 +81,11 @@ impl Args {
                 Meta::Path(_) | Meta::List(_) => None,
             };
             match (name.as_str(), value) {
+                ("remote", None) if matches!(meta, Meta::Path(_)) => args.remote = true,
+                ("remote", _) => errors.error(
+                    &meta,
+                    "`remote` takes no value: `#[peeper::server(remote)]`",
+                ),
                 ("keep", Some(value)) => {
                     if let Some(keep) = keep_strategy(value, errors) {
                         args.keep = keep;

@@ -25,6 +25,24 @@ pub struct NodeBuilder {
     take_over: bool,
     adopt_orphans: bool,
     adopt_every: Option<Duration>,
+    #[cfg(feature = "grpc")]
+    listen: Option<super::grpc::Listen>,
+    /// The hosted kinds that other nodes may call (`#[peeper::server(remote)]`).
+    #[cfg(feature = "grpc")]
+    served: HashMap<&'static str, Arc<dyn super::grpc::Serve>>,
+}
+
+/// Why a [`Node`] could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The store failed (the `LISTEN` connection could not be opened, say).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The node could not listen for other nodes.
+    #[cfg(feature = "grpc")]
+    #[error(transparent)]
+    Listen(#[from] super::grpc::ListenError),
 }
 
 /// Starts servers of one kind by name, for revivals.
@@ -70,6 +88,11 @@ impl NodeBuilder {
         F: Fn(&str) -> Builder<S, C> + Send + Sync + 'static,
     {
         self.hosts.insert(S::KIND, Arc::new(Hosting(factory)));
+        #[cfg(feature = "grpc")]
+        if let Some(wire) = S::__WIRE {
+            self.served
+                .insert(S::KIND, Arc::new(super::grpc::Serving::<S>(wire)));
+        }
         self
     }
 
@@ -98,14 +121,17 @@ impl NodeBuilder {
     /// starts looking for orphans if asked to.
     ///
     /// # Errors
-    /// [`StoreError::Backend`] if the `LISTEN` connection cannot be opened.
-    pub async fn start(self) -> Result<Node, StoreError> {
+    /// [`NodeError::Store`] if the `LISTEN` connection cannot be opened; with `grpc`,
+    /// `NodeError::Listen` if the node cannot listen for other nodes.
+    pub async fn start(self) -> Result<Node, NodeError> {
         let adopt_every = self
             .adopt_every
             .unwrap_or(self.postgres.lease() / 2)
             .max(Duration::from_millis(10));
         let node = Node {
-            inner: Arc::new(NodeInner {
+            inner: Arc::new_cyclic(|_me| NodeInner {
+                #[cfg(feature = "grpc")]
+                me: Weak::clone(_me),
                 storage: Storage::new(self.postgres.clone()),
                 postgres: self.postgres,
                 supervisor: DynamicSupervisor::new(),
@@ -116,8 +142,15 @@ impl NodeBuilder {
                 running: Mutex::default(),
                 closing: AtomicBool::new(false),
                 tasks: Mutex::default(),
+                #[cfg(feature = "grpc")]
+                remote: std::sync::OnceLock::new(),
             }),
         };
+        #[cfg(feature = "grpc")]
+        if let Some(listen) = self.listen {
+            let remote = super::grpc::Remoting::start(&node.inner, listen, self.served).await?;
+            let _ = node.inner.remote.set(remote);
+        }
         let listening = node.inner.postgres.listen().await?;
         let weak = Arc::downgrade(&node.inner);
         let mut tasks = vec![
@@ -144,6 +177,10 @@ impl Node {
             take_over: false,
             adopt_orphans: false,
             adopt_every: None,
+            #[cfg(feature = "grpc")]
+            listen: None,
+            #[cfg(feature = "grpc")]
+            served: HashMap::new(),
         }
     }
 }
@@ -156,5 +193,58 @@ impl fmt::Debug for NodeBuilder {
             .field("take_over", &self.take_over)
             .field("adopt_orphans", &self.adopt_orphans)
             .finish_non_exhaustive()
+    }
+}
+
+/// Calls between nodes (the `grpc` feature).
+#[cfg(feature = "grpc")]
+impl NodeBuilder {
+    /// Answers calls from other nodes on `address` (`0.0.0.0:7070`, or port 0 for any), and
+    /// publishes the node in the directory: [`Node::get`] on other nodes then reaches the servers
+    /// it runs. Choose how the traffic is protected with [`tls`](Self::tls) (or, explicitly,
+    /// [`insecure_plaintext_between_nodes`](Self::insecure_plaintext_between_nodes)).
+    pub fn listen(mut self, address: std::net::SocketAddr) -> Self {
+        self.listen = Some(super::grpc::Listen::new(address));
+        self
+    }
+
+    fn listening(&mut self) -> &mut super::grpc::Listen {
+        self.listen.get_or_insert_with(|| {
+            super::grpc::Listen::new(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        })
+    }
+
+    /// The address other nodes dial (`host:port`), when it is not the bound one (behind NAT, or
+    /// listening on `0.0.0.0`).
+    pub fn advertise(mut self, address: impl Into<String>) -> Self {
+        self.listening().advertise = Some(address.into());
+        self
+    }
+
+    /// Mutual TLS between nodes, with the cluster's CA ([`ClusterTls`](super::ClusterTls)).
+    pub fn tls(mut self, tls: super::ClusterTls) -> Self {
+        self.listening().transport = Some(super::grpc::Transport::Tls(Box::new(tls)));
+        self
+    }
+
+    /// Plaintext between nodes: anyone who can reach the port can call every server. For tests
+    /// and for networks that are already encrypted and closed; use [`tls`](Self::tls) otherwise.
+    pub fn insecure_plaintext_between_nodes(mut self) -> Self {
+        self.listening().transport = Some(super::grpc::Transport::Plaintext);
+        self
+    }
+
+    /// Where [`Node::get`] starts a server that runs nowhere ([`Asked`](super::Asked) by
+    /// default).
+    pub fn placement(mut self, placement: impl super::Placement) -> Self {
+        self.listening().placement = Arc::new(placement);
+        self
+    }
+
+    /// The largest message or reply sent or taken, encoded (4 MiB by default). A larger one is
+    /// refused with [`Undelivered::TooLarge`](crate::Undelivered::TooLarge) before it is sent.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.listening().max_message = bytes.max(1024);
+        self
     }
 }

@@ -40,9 +40,19 @@ impl NodeInner {
                 "a server of a node needs a name (`Builder::name`): its stored state and its lease are keyed by it",
             ));
         };
-        let builder = builder
+        #[allow(unused_mut)]
+        let mut builder = builder
             .store(self.storage.clone())
             .supervisor(&self.supervisor);
+        #[cfg(feature = "grpc")]
+        // Only a node that reaches others can follow a server there.
+        if let (Some(durable), true, true) = (
+            &mut builder.durable,
+            S::__WIRE.is_some(),
+            self.remote.get().is_some(),
+        ) {
+            durable.forward = Some(super::grpc::forwarding::<S>(&self.me, &name));
+        }
         let client = crate::supervisor::start(builder).await?;
         let mut running = self.running();
         // Ended servers are dropped here, not when they end: this is the only writer.

@@ -23,13 +23,16 @@
 //! explicit, rather than every `#[peeper::server]` in the program, because a revival needs those
 //! options, and a node should run only the kinds it is deployed for.
 //!
-//! Messages are not routed between nodes: a client is a handle on a server in this process. A
-//! node that no longer owns a server answers its clients with a typed error naming the new owner
-//! when it knows it ([`Exit::Fenced`], [`Exit::HandedOff`],
-//! [`StoreError::OwnedElsewhere`]); route the request to that node
-//! ([`Node::owner`] says which) with whatever your services already use between them.
+//! With the `grpc` feature, a node that [`listen`s](NodeBuilder::listen) answers calls from other
+//! nodes, and `Node::get` returns a server's typed client wherever it runs, starting it where
+//! a placement says when it runs nowhere: see the `grpc` section of the book. Without it, a
+//! client is a handle on a server in this process, and a node that no longer owns a server
+//! answers its clients with a typed error naming the new owner when it knows it
+//! ([`Exit::Fenced`], [`Exit::HandedOff`], [`StoreError::OwnedElsewhere`]).
 
 mod builder;
+#[cfg(feature = "grpc")]
+mod grpc;
 mod inner;
 
 use std::collections::HashMap;
@@ -41,7 +44,9 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use self::builder::Host;
-pub use self::builder::NodeBuilder;
+pub use self::builder::{NodeBuilder, NodeError};
+#[cfg(feature = "grpc")]
+pub use self::grpc::{Asked, ClusterTls, DEFAULT_MAX_MESSAGE, Hashed, ListenError, Placement};
 use crate::store::{Key, Persist, Storage, StoreError};
 pub use crate::store::{NodeId, Postgres, PostgresBuilder};
 use crate::{
@@ -114,6 +119,12 @@ struct NodeInner {
     running: Mutex<HashMap<Key, Branch>>,
     closing: AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Calls between nodes, once the node listens.
+    #[cfg(feature = "grpc")]
+    remote: std::sync::OnceLock<grpc::Remoting>,
+    /// This node, for the links it makes.
+    #[cfg(feature = "grpc")]
+    me: std::sync::Weak<NodeInner>,
 }
 
 impl Drop for NodeInner {
@@ -332,6 +343,13 @@ impl Node {
         let keys = postgres.take_handed_off(None);
         postgres.stop_handing_off();
         let notified = postgres.notify(None, &keys).await;
+        // Answered "moved" during the handoffs, and forwarded what was queued: now out of the
+        // directory, and closed once the requests in flight (waiting for the takers, whom the
+        // notification just woke) are answered.
+        #[cfg(feature = "grpc")]
+        if let Some(remote) = inner.remote.get() {
+            remote.leave(inner).await;
+        }
         tracing::info!(node = %self.id(), servers = keys.len(), "handed off");
         if let Some(error) = unstored {
             return Err(error);

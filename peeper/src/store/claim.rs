@@ -76,6 +76,19 @@ impl From<String> for NodeId {
     }
 }
 
+// As its text: errors naming a node travel between nodes.
+impl serde::Serialize for NodeId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NodeId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(NodeId::from)
+    }
+}
+
 /// What a successful [`Store::claim`](super::Store::claim) granted.
 ///
 /// ```

@@ -83,7 +83,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// let key = peeper::store::Key::new("player", "ada");
 /// assert_eq!(key.to_string(), "player/ada");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Key {
     /// The server kind.
     pub kind: String,
@@ -113,7 +115,7 @@ impl fmt::Display for Key {
 /// let err = peeper::store::StoreError::NewerVersion { key: peeper::store::Key::new("p", "a"), stored: 3, known: 2 };
 /// assert_eq!(err.to_string(), "`p/a` was stored with schema version 3, newer than this build's 2; the bytes were left untouched");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The backend failed (I/O, a full disk, a read-only file, a lost connection, a damaged

@@ -24,6 +24,17 @@ impl<S: Server> Supervisor<S> {
                 .inner
                 .status
                 .send_modify(|status| status.exit = Some(exit.clone()));
+            // A server that moved to another node: its clients follow it there, through a link
+            // that takes the mailbox (what is queued now goes first).
+            if let (Exit::HandedOff { .. } | Exit::Fenced { .. }, Some(forward)) = (
+                &exit,
+                self.durable
+                    .as_ref()
+                    .and_then(|durable| durable.forward.as_ref()),
+            ) {
+                let (_, closed) = tokio::sync::mpsc::unbounded_channel();
+                forward(std::mem::replace(&mut cell.mailbox, closed), branch.clone());
+            }
             // Whatever is queued now is refused (the exit is published: later sends fail), and
             // the task's waker leaves the channel, which clients keep alive after the end.
             let refused = std::future::poll_fn(|_| {

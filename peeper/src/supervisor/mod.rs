@@ -81,7 +81,7 @@ fn leave<S: Server>(branch: &Branch) {
 }
 
 /// Releases a durable server's claim on its key, after its last write.
-async fn release<S>(durable: &Durable<S>, key: &crate::store::Key) {
+async fn release<S: Server>(durable: &Durable<S>, key: &crate::store::Key) {
     crate::durable::release(&durable.storage, key).await;
 }
 

@@ -153,7 +153,10 @@ pub(super) fn unwritten(retained: &Option<Box<Retained>>) -> Option<&Unwritten> 
 }
 
 /// The key a damaged record is reported under: the store's, or the server's name.
-pub(super) fn record_key<S>(branch: &crate::Branch, persistence: Option<&Persistence<S>>) -> Key {
+pub(super) fn record_key<S: crate::Server>(
+    branch: &crate::Branch,
+    persistence: Option<&Persistence<S>>,
+) -> Key {
     match persistence {
         Some(persistence) => persistence.key.clone(),
         None => Key::new(branch.server(), branch.name().unwrap_or_default()),

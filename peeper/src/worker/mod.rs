@@ -243,6 +243,11 @@ impl<S: Server> Worker<S> {
                     Job::Message(envelope)
                 };
                 cell.live.reset();
+                // Only a link makes these; a worker handles the call inside as any other.
+                let job = match job {
+                    Job::Message(Envelope::Timed(timed)) => Job::Message(timed.envelope),
+                    job => job,
+                };
                 let outcome = match job {
                     Job::Message(Envelope::Call { call, reply }) => {
                         ctx.begin_call(reply);
@@ -322,6 +327,7 @@ impl<S: Server> Worker<S> {
                         return WorkerEnd::Stopped(reason);
                     }
                     Job::Message(Envelope::Handoff) => return WorkerEnd::Handoff,
+                    Job::Message(Envelope::Timed(_)) => Ok(()),
                 };
                 if let Err(exit) = outcome {
                     return WorkerEnd::Crashed {

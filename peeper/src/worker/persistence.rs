@@ -14,7 +14,7 @@ use crate::store::{Key, StoreError};
 use crate::{Exit, Server, Tracked};
 
 /// A durable worker's link to its store.
-pub(crate) struct Persistence<S> {
+pub(crate) struct Persistence<S: Server> {
     pub(crate) durable: Durable<S>,
     pub(crate) key: Key,
     pub(crate) policy: WritePolicy,

@@ -170,6 +170,8 @@ pub struct NodeOptions {
     pub lease_ms: u64,
     /// Pumps every server it takes over or adopts, every this many ms (0: never).
     pub pump_ms: u64,
+    /// More arguments (`--listen plain`, `--v2`, ...).
+    pub extra: Vec<String>,
 }
 
 impl Default for NodeOptions {
@@ -179,6 +181,7 @@ impl Default for NodeOptions {
             adopt: false,
             lease_ms: 10_000,
             pump_ms: 0,
+            extra: Vec::new(),
         }
     }
 }
@@ -286,6 +289,7 @@ impl Cluster {
         if options.adopt {
             command.arg("--adopt");
         }
+        command.args(&options.extra);
         let mut child = command.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let sender = self.sender.clone();

@@ -85,9 +85,11 @@ impl Expansion<'_> {
                     .collect::<Vec<_>>()
             });
         let phantom = self.phantom_variant(types);
+        let serde = self.serde_derives();
         quote! {
             #[doc = #doc]
             #[allow(private_interfaces, private_bounds)]
+            #serde
             pub enum #ident #generics #where_clause {
                 #(#variants)*
                 #phantom
@@ -121,21 +123,42 @@ impl Expansion<'_> {
             .handlers(Kind::Call)
             .any(|handler| handler.reply_to().is_some())
             .then(|| {
+                let skip = self.remote.then(|| quote!(#[serde(skip)]));
                 quote! {
                     /// What a handler that took its reply handle returns: never sent.
+                    #skip
                     __Deferred,
                 }
             });
         let reply = &self.reply;
+        let serde = self.serde_derives();
         quote! {
             #[doc = #doc]
             #[doc(hidden)]
             #[allow(private_interfaces, private_bounds)]
+            #serde
             pub enum #reply #generics #where_clause {
                 #(#variants)*
                 #deferred
                 #phantom
             }
+        }
+    }
+
+    /// A remote server's messages cross process boundaries: serde's derives, through the
+    /// runtime's re-export so that the user's crate needs no `serde` of its own.
+    fn serde_derives(&self) -> TokenStream {
+        if !self.remote {
+            return TokenStream::new();
+        }
+        let krate = self.krate;
+        let serde_path = format!(
+            "{}::__private::serde",
+            quote!(#krate).to_string().replace(' ', "")
+        );
+        quote! {
+            #[derive(#krate::__private::serde::Serialize, #krate::__private::serde::Deserialize)]
+            #[serde(crate = #serde_path)]
         }
     }
 

@@ -26,6 +26,8 @@ pub(crate) struct Expansion<'a> {
     server: &'a Server<'a>,
     krate: &'a Path,
     keep: Ident,
+    /// `#[peeper::server(remote)]`: serde on the messages, `impl peeper::Remote`.
+    remote: bool,
     /// The `impl`'s generics for the generated items, where `Self` would mean the item itself:
     /// with `Self` replaced by the server's type.
     generics: Generics,
@@ -48,6 +50,7 @@ impl<'a> Expansion<'a> {
             server,
             krate: &args.krate,
             keep: Ident::new(args.keep.type_name(), Span::call_site()),
+            remote: args.remote,
             generics: server.generics_without_self(),
             name: syn::ext::IdentExt::unraw(name).to_string(),
             call: Self::item(server, name, "Call"),
@@ -83,6 +86,7 @@ impl ToTokens for Expansion<'_> {
             self.info_from_impls(),
             self.server_impl(),
             self.server_inherent_impl(),
+            self.remote_impl(),
             self.client_struct(),
             self.client_trait_impls(),
             self.client_impl(),
@@ -322,8 +326,10 @@ impl Expansion<'_> {
         if unused.is_empty() {
             return TokenStream::new();
         }
+        let skip = self.remote.then(|| quote!(#[serde(skip)]));
         quote! {
             #[doc(hidden)]
+            #skip
             __Phantom(::core::marker::PhantomData<fn() -> (#(#unused,)*)>, ::core::convert::Infallible),
         }
     }

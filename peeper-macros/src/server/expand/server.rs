@@ -102,6 +102,12 @@ impl Expansion<'_> {
                 }
             }
         });
+        let wire = self.remote.then(|| {
+            quote!(
+                const __WIRE: ::core::option::Option<#krate::remote::Wire<Self>> =
+                    ::core::option::Option::Some(#krate::remote::Wire::new());
+            )
+        });
         // Spanned on the server's type: a state the strategy cannot keep is reported there.
         let keep_item = quote_spanned!(self_ty.span()=> type Keep = #krate::keep::#keep;);
         let doc = format!(
@@ -118,6 +124,7 @@ impl Expansion<'_> {
                 #keep_item
 
                 #init_is_default
+                #wire
                 #(#init)*
 
                 async fn handle_call(
@@ -202,6 +209,23 @@ impl Expansion<'_> {
                 pub fn whereis(__name: &str) -> ::core::option::Option<#client #ty_generics> {
                     ::core::option::Option::map(#krate::whereis::<Self>(__name), #client)
                 }
+            }
+        }
+    }
+
+    /// `impl peeper::Remote`, for `#[peeper::server(remote)]`.
+    pub(super) fn remote_impl(&self) -> TokenStream {
+        if !self.remote {
+            return TokenStream::new();
+        }
+        let krate = self.krate;
+        let item = self.server.item;
+        let self_ty = &item.self_ty;
+        let (impl_generics, ty_generics, where_clause) = item.generics.split_for_impl();
+        let client = &self.client;
+        quote! {
+            impl #impl_generics #krate::Remote for #self_ty #where_clause {
+                type Client = #client #ty_generics;
             }
         }
     }

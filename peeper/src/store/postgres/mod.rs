@@ -3,6 +3,8 @@
 
 mod backend;
 mod connect;
+#[cfg(feature = "grpc")]
+mod directory;
 mod handoff;
 mod leases;
 mod notify;
@@ -23,6 +25,8 @@ use tokio::time::Instant;
 
 pub use self::connect::PostgresBuilder;
 use self::connect::Redacted;
+#[cfg(feature = "grpc")]
+pub(crate) use self::directory::Route;
 pub(crate) use self::notify::Listening;
 use self::sql::Sql;
 #[cfg(feature = "postgres-tls")]

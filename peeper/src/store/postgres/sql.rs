@@ -7,6 +7,8 @@
 //!                expires_at, handoff)                     once released for a handoff
 //! peeper_states (kind, name, state, epoch)               the envelope bytes, and the epoch of
 //!                                                         the claim that wrote them
+//! peeper_nodes (node, session, address, kinds,           the nodes that answer calls from
+//!               expires_at)                               others (`grpc`), by heartbeat
 //! ```
 //!
 //! Epochs come from one sequence, so they never repeat, even for a lease row deleted and
@@ -48,13 +50,23 @@ const MIGRATIONS: &[&str] = &[
          record bytea NOT NULL,
          PRIMARY KEY (kind, name, id)
      );",
+    // 3: the directory of nodes that answer calls from other nodes: where, for which kinds,
+    // alive while their heartbeat lasts.
+    "CREATE TABLE {s}.peeper_nodes (
+         node text PRIMARY KEY,
+         session text NOT NULL,
+         address text NOT NULL,
+         kinds text[] NOT NULL,
+         expires_at timestamptz NOT NULL
+     );",
 ];
 
 /// The schema version this build creates and understands.
 pub(super) const VERSION: i32 = MIGRATIONS.len() as i32;
 
-/// The statements of one schema.
+/// The statements of one schema (the directory's are used by the `grpc` feature only).
 #[derive(Debug)]
+#[cfg_attr(not(feature = "grpc"), allow(dead_code))]
 pub(super) struct Sql {
     pub(super) read: String,
     pub(super) keys: String,
@@ -94,6 +106,17 @@ pub(super) struct Sql {
     pub(super) handoffs: String,
     pub(super) notify: String,
     pub(super) channel: String,
+    /// `$1 kind, $2 name`: the lease's owner (NULL once released), its epoch, whether it is
+    /// live, whether it waits for a handoff, and the owner's address if its node is live.
+    pub(super) route: String,
+    /// `$1 node, $2 session, $3 address, $4 kinds, $5 heartbeat ms`.
+    pub(super) join: String,
+    /// `$1 node, $2 session, $3 heartbeat ms`: no row if another session took the node's id.
+    pub(super) heartbeat: String,
+    /// `$1 node, $2 session`.
+    pub(super) leave: String,
+    /// `$1 kind`: the live nodes hosting it, and their addresses.
+    pub(super) nodes_hosting: String,
 }
 
 impl Sql {
@@ -183,6 +206,29 @@ impl Sql {
                          WHERE owner IS NULL AND (handoff = $1 OR ($2 AND handoff = '*'))
                              AND kind = ANY($3::text[])"),
             notify: "SELECT pg_notify($1, $2)".to_owned(),
+            route: q(
+                "SELECT l.owner, l.epoch, l.owner IS NOT NULL AND l.expires_at > now(),
+                             l.handoff IS NOT NULL, n.address
+                      FROM {s}.peeper_leases l
+                      LEFT JOIN {s}.peeper_nodes n
+                          ON n.node = l.owner AND n.expires_at > now()
+                      WHERE l.kind = $1 AND l.name = $2",
+            ),
+            join: q(
+                "INSERT INTO {s}.peeper_nodes (node, session, address, kinds, expires_at)
+                     VALUES ($1, $2, $3, $4, now() + $5::bigint * interval '1 millisecond')
+                     ON CONFLICT (node) DO UPDATE
+                         SET session = EXCLUDED.session, address = EXCLUDED.address,
+                             kinds = EXCLUDED.kinds, expires_at = EXCLUDED.expires_at",
+            ),
+            heartbeat: q("UPDATE {s}.peeper_nodes
+                          SET expires_at = now() + $3::bigint * interval '1 millisecond'
+                          WHERE node = $1 AND session = $2
+                          RETURNING node"),
+            leave: q("DELETE FROM {s}.peeper_nodes WHERE node = $1 AND session = $2"),
+            nodes_hosting: q("SELECT node, address FROM {s}.peeper_nodes
+                              WHERE $1 = ANY(kinds) AND expires_at > now()
+                              ORDER BY node"),
             channel: format!("peeper_{schema}"),
         }
     }
