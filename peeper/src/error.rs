@@ -72,7 +72,7 @@ pub enum CallError {
     /// The call was sent to node `node` and its answer was lost: the connection broke or the
     /// node died while the call was in flight, so the handler may have run. Retry it only
     /// with an idempotency key ([`Client::idempotent`](crate::Client::idempotent)), which
-    /// makes a retry safe.
+    /// makes a retry safe from any node: keyed calls cross nodes with their key.
     #[error("the call to node `{node}` may have been applied; its answer was lost: {reason}")]
     MaybeApplied {
         /// The node the call was sent to.
@@ -151,7 +151,8 @@ pub enum Undelivered {
         /// The cap.
         limit: usize,
     },
-    /// The message could not be encoded for the wire.
+    /// The message could not be encoded for the wire (or a keyed call reached a build that
+    /// records none from other nodes).
     #[error("the message could not be encoded: {reason}")]
     Encode {
         /// What the encoder said.

@@ -307,6 +307,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
                     Err(error) => say!("call-err {name} {} {error}", class(&error)),
                 }
             }
+            ["kcall", name, key, by] => {
+                let by: u64 = by.parse()?;
+                let key = (*key).to_owned();
+                match remote::<Counter, _, _>(&node, name, |c| async move {
+                    c.idempotent(key).add(by).await
+                })
+                .await
+                {
+                    Ok(count) => say!("kcalled {name} {} {count}", words[2]),
+                    Err(error) => say!("call-err {name} {} {error}", class(&error)),
+                }
+            }
             ["double", name] => {
                 match remote::<CounterV2, _, _>(&node, name, |c| async move { c.double().await })
                     .await

@@ -85,6 +85,63 @@ fn clients_on_every_node_call_servers_owned_by_others() {
 }
 
 #[test]
+fn a_keyed_call_is_applied_once_whichever_node_retries_it() {
+    let Some(url) = pg_url() else { return };
+    let schema = schema("grpc_keyed");
+    let mut cluster = Cluster::new(&url, &schema);
+    for id in ["a", "b", "c"] {
+        cluster.spawn(id, &listening(&[]));
+    }
+    cluster.send("a", "call ada 1");
+    assert_eq!(answer(&mut cluster, "a", "ada"), "called ada 1");
+    let keyed = |cluster: &mut Cluster, node: &str, command: &str| {
+        cluster.send(node, command);
+        cluster
+            .expect(|from, line| {
+                from == node
+                    && (line.starts_with("kcalled ada")
+                        || line.starts_with("call-err ada")
+                        || line.starts_with("keyed ada")
+                        || line.starts_with("err ada"))
+            })
+            .1
+    };
+    // From another node, then retried from a third, then from the owner's own (local) client:
+    // one application, the same reply each time.
+    assert_eq!(
+        keyed(&mut cluster, "b", "kcall ada pay-1 5"),
+        "kcalled ada pay-1 6"
+    );
+    assert_eq!(
+        keyed(&mut cluster, "c", "kcall ada pay-1 5"),
+        "kcalled ada pay-1 6"
+    );
+    assert_eq!(
+        keyed(&mut cluster, "a", "keyed ada pay-1 5"),
+        "keyed ada pay-1 6"
+    );
+    // And the other way round: first local, then retried remotely.
+    assert_eq!(
+        keyed(&mut cluster, "a", "keyed ada pay-2 10"),
+        "keyed ada pay-2 16"
+    );
+    assert_eq!(
+        keyed(&mut cluster, "b", "kcall ada pay-2 10"),
+        "kcalled ada pay-2 16"
+    );
+    // The key with another message is refused, typed, wherever it comes from.
+    let reused = keyed(&mut cluster, "c", "kcall ada pay-1 7");
+    assert!(
+        reused.starts_with("call-err ada other") && reused.contains("pay-1"),
+        "{reused}"
+    );
+    cluster.send("b", "call ada 0");
+    assert_eq!(answer(&mut cluster, "b", "ada"), "called ada 16");
+    drop(cluster);
+    drop_schema_now(&url, &schema);
+}
+
+#[test]
 fn a_node_killed_its_servers_answer_from_another_after_the_lease() {
     let Some(url) = pg_url() else { return };
     let schema = schema("grpc_kill");

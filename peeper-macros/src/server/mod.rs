@@ -41,6 +41,13 @@ fn generate(args: &attr::Args, item: &Item, errors: Errors) -> syn::Result<Token
     server.prefix.clone_from(&args.prefix);
     server.client.clone_from(&args.client);
     valid::server(&server, &errors);
+    if args.remote && !item.generics.params.is_empty() {
+        errors.error(
+            &item.generics,
+            "a `remote` server cannot be generic: other nodes name its kind with one `Persist::KIND`; \
+             make a concrete type (`struct Players(Inner<u64>)`) the server",
+        );
+    }
     errors.check()?;
     let name = server
         .name

@@ -64,7 +64,8 @@ impl Expansion<'_> {
                     syn::ext::IdentExt::unraw(name?),
                     handler.name()
                 );
-                Some(quote!(#[doc = #doc] #name: #ty))
+                let with = self.serde_field(ty);
+                Some(quote!(#[doc = #doc] #with #name: #ty))
             });
             let fields: Option<Vec<_>> = fields.collect();
             let fields = fields.unwrap_or_default();
@@ -110,7 +111,8 @@ impl Expansion<'_> {
             let cfgs = &handler.cfgs;
             let doc = format!("The reply of `{}`.", handler.name());
             let ty = reply_type(handler);
-            quote!(#[doc = #doc] #(#cfgs)* #variant(#ty),)
+            let with = self.serde_field(&ty);
+            quote!(#[doc = #doc] #(#cfgs)* #variant(#with #ty),)
         });
         let types = self
             .server
@@ -160,6 +162,24 @@ impl Expansion<'_> {
             #[derive(#krate::__private::serde::Serialize, #krate::__private::serde::Deserialize)]
             #[serde(crate = #serde_path)]
         }
+    }
+
+    /// A remote server's field goes through `peeper::remote::field`, bounded by
+    /// `peeper::remote::Message`: a type that is not serde gets one error, at the type (the
+    /// attribute is spanned there, so the errors of its uses coincide and are reported once).
+    fn serde_field(&self, ty: &impl ToTokens) -> TokenStream {
+        if !self.remote {
+            return TokenStream::new();
+        }
+        let krate = self.krate;
+        let path = format!(
+            "{}::remote::field",
+            quote!(#krate).to_string().replace(' ', "")
+        );
+        // serde reports a failed bound of the `with` functions at the path's literal.
+        let span = syn::spanned::Spanned::span(&ty.to_token_stream());
+        let with = syn::LitStr::new(&path, span);
+        quote::quote_spanned!(span=> #[serde(with = #with)])
     }
 
     /// `From<T>` for the info enum, for each `#[info]` handler with one argument of a type that is

@@ -102,12 +102,7 @@ impl Expansion<'_> {
                 }
             }
         });
-        let wire = self.remote.then(|| {
-            quote!(
-                const __WIRE: ::core::option::Option<#krate::remote::Wire<Self>> =
-                    ::core::option::Option::Some(#krate::remote::Wire::new());
-            )
-        });
+        let wire = self.remote.then(|| self.wire_const());
         // Spanned on the server's type: a state the strategy cannot keep is reported there.
         let keep_item = quote_spanned!(self_ty.span()=> type Keep = #krate::keep::#keep;);
         let doc = format!(
@@ -210,6 +205,45 @@ impl Expansion<'_> {
                     ::core::option::Option::map(#krate::whereis::<Self>(__name), #client)
                 }
             }
+        }
+    }
+
+    /// `Server::__WIRE` of a remote server: its messages' encoding, and how each call's reply is
+    /// recorded under an idempotency key (as the typed client's keyed methods record it, so that
+    /// a keyed call from another node and a local one find each other's records).
+    fn wire_const(&self) -> TokenStream {
+        let krate = self.krate;
+        let (call, reply, server) = (&self.call, &self.reply, &self.server.item.self_ty);
+        let arms = self.server.handlers(Kind::Call).map(|handler| {
+            let variant = case::variant(handler.name());
+            let cfgs = &handler.cfgs;
+            let ty = super::reply_type(handler);
+            let mismatch = format!("the worker answers `{call}::{variant}` with `{reply}::{variant}`");
+            // Spanned at the reply type, as its field's attribute: one error for a non-serde reply.
+            let span = ty.span();
+            let serialize = quote_spanned!(span=> #krate::remote::field::serialize);
+            let deserialize = quote_spanned!(span=> #krate::remote::field::deserialize::<#ty, _>);
+            quote! {
+                #(#cfgs)*
+                #call::#variant { .. } => #krate::remote::Keyed::new(
+                    |__reply| match __reply {
+                        #reply::#variant(__reply) => #krate::remote::field::record(|__writer| #serialize(__reply, __writer)),
+                        _ => ::core::result::Result::Err(<::std::string::String as ::core::convert::From<&str>>::from(#mismatch)),
+                    },
+                    |__bytes| #krate::remote::field::read(__bytes, |__reader| #deserialize(__reader)).map(#reply::#variant),
+                ),
+            }
+        });
+        quote! {
+            const __WIRE: ::core::option::Option<#krate::remote::Wire<Self>> = {
+                #[allow(unreachable_patterns)]
+                fn __keyed(__call: &#call) -> #krate::remote::Keyed<#server> {
+                    match *__call {
+                        #(#arms)*
+                    }
+                }
+                ::core::option::Option::Some(#krate::remote::Wire::new().with_keyed(__keyed))
+            };
         }
     }
 

@@ -111,7 +111,7 @@ pub(super) fn forward<S: Persist>(
 
 /// Makes sure the server runs (placing it, if nobody runs it).
 pub(super) async fn activate<S: Persist>(link: &Link<S>) -> Result<(), CallError> {
-    link.deliver(Message::Activate, Vec::new(), DEFAULT_CALL_TIMEOUT)
+    link.deliver(Message::Activate, Vec::new(), None, DEFAULT_CALL_TIMEOUT)
         .await
         .map(drop)
 }
@@ -141,7 +141,7 @@ async fn run<S: Persist>(
                     drop(casts);
                     let _ = pump.await;
                     let payload = crate::remote::encode(&exit).unwrap_or_default();
-                    if let Err(error) = link.deliver(Message::Stop, payload, DEFAULT_CALL_TIMEOUT).await {
+                    if let Err(error) = link.deliver(Message::Stop, payload, None, DEFAULT_CALL_TIMEOUT).await {
                         tracing::warn!(key = %link.key, %error, "could not stop the remote server");
                     }
                     break exit;
@@ -165,7 +165,10 @@ async fn pump<S: Persist>(
     mut queued: mpsc::UnboundedReceiver<(Message, Vec<u8>)>,
 ) {
     while let Some((message, payload)) = queued.recv().await {
-        if let Err(error) = link.deliver(message, payload, DEFAULT_CALL_TIMEOUT).await {
+        if let Err(error) = link
+            .deliver(message, payload, None, DEFAULT_CALL_TIMEOUT)
+            .await
+        {
             // At most once, as a cast to a local server that stops before handling it.
             tracing::debug!(key = %link.key, %error, "a cast to a remote server was dropped");
         }
@@ -212,15 +215,17 @@ impl<S: Persist> Link<S> {
 
     /// Sends a call in a task of its own (calls to one server run concurrently), and answers it.
     fn call(self: &Arc<Self>, envelope: Envelope<S>, timeout: Duration) {
-        let (call, mut reply) = match envelope {
-            Envelope::Call { call, reply } => (call, reply),
+        let (call, mut reply, keyed) = match envelope {
+            Envelope::Call { call, reply } => (call, reply, None),
+            // The key and the digest travel; the owner records the reply as a local keyed call
+            // would, so a retry through any node finds it.
             Envelope::Keyed(keyed) => {
-                let _ = keyed.reply.send(Err(Box::new(CallError::NotApplied(
-                    Undelivered::Encode {
-                        reason: "calls with an idempotency key do not cross nodes yet; call the server's node".to_owned(),
-                    },
-                ))));
-                return;
+                let keyed = *keyed;
+                (
+                    keyed.call,
+                    keyed.reply,
+                    Some((keyed.key.as_str().to_owned(), keyed.digest)),
+                )
             }
             _ => return,
         };
@@ -237,7 +242,7 @@ impl<S: Persist> Link<S> {
             let answer = tokio::select! {
                 // The caller gave up (its timeout): nobody is owed the answer.
                 () = reply.closed() => return,
-                answer = link.deliver(Message::Call, payload, timeout) => answer,
+                answer = link.deliver(Message::Call, payload, keyed, timeout) => answer,
             };
             let answer = answer.and_then(|outcome| match outcome {
                 Outcome::Reply(bytes) => {
@@ -277,6 +282,7 @@ impl<S: Persist> Link<S> {
         &self,
         message: Message,
         payload: Vec<u8>,
+        keyed: Option<(String, u64)>,
         timeout: Duration,
     ) -> Result<Outcome, CallError> {
         let deadline = Instant::now() + timeout;
@@ -304,6 +310,7 @@ impl<S: Persist> Link<S> {
                 payload: payload.clone(),
                 timeout_ms: u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
                 activate,
+                keyed: keyed.clone(),
             };
             let dest = match self.cached() {
                 Some(target) => Dest::There(target, false),

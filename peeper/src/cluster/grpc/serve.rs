@@ -48,7 +48,24 @@ impl<S: Persist> Serve for Serving<S> {
                         Ok(call) => call,
                         Err(error) => return unknown(error),
                     };
-                    match client.call_timeout(call, timeout).await {
+                    let answer = match (invoke.keyed, wire.keyed) {
+                        (None, _) => client.call_timeout(call, timeout).await,
+                        // Recorded as the typed client records a local keyed call.
+                        (Some((key, digest)), Some(keyed)) => {
+                            let codec = keyed(&call);
+                            client
+                                .idempotent(key)
+                                .timeout(timeout)
+                                .__call(call, digest, codec.encode, codec.decode)
+                                .await
+                        }
+                        (Some(_), None) => {
+                            return Outcome::Failed(CallError::NotApplied(Undelivered::Encode {
+                                reason: "this build of the server records no keyed calls from other nodes".to_owned(),
+                            }));
+                        }
+                    };
+                    match answer {
                         Ok(reply) => match (wire.encode_reply)(&reply) {
                             Ok(bytes) => Outcome::Reply(bytes),
                             Err(reason) => Outcome::Failed(CallError::MaybeApplied {

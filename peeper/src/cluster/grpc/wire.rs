@@ -29,6 +29,9 @@ pub(crate) struct Invoke {
     pub(crate) timeout_ms: u64,
     /// Start the server here if nobody owns it (the caller's placement chose this node).
     pub(crate) activate: bool,
+    /// A call made with an idempotency key: the key, and the digest of the message.
+    #[serde(default)]
+    pub(crate) keyed: Option<(String, u64)>,
 }
 
 /// What the payload of an [`Invoke`] is.
@@ -139,6 +142,7 @@ mod tests {
             payload: vec![1, 2, 3],
             timeout_ms: 5000,
             activate: false,
+            keyed: Some(("payment-41".into(), 7)),
         };
         let back: Invoke = decode_frame(&frame(&invoke)).unwrap();
         assert_eq!(
