@@ -179,7 +179,8 @@ impl Remoting {
             max_message: listen.max_message,
         };
         let (stop, stopped) = oneshot::channel::<()>();
-        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let serving = tokio::spawn(async move {
             let stopped = async {
                 let _ = stopped.await;
