@@ -143,13 +143,14 @@ pub enum Undelivered {
         /// The start's error.
         reason: String,
     },
-    /// The message or its reply is larger than the cluster's size cap.
-    #[error("the message is {size} bytes, over the cap of {limit}")]
+    /// The message is larger than the size cap of this node
+    /// (`NodeBuilder::max_message_size`) or of the receiving one, which refused it unread.
+    #[error("the message is {size} bytes, over the cap of {}", cap_text(*.limit))]
     TooLarge {
         /// Its size, encoded.
         size: usize,
-        /// The cap.
-        limit: usize,
+        /// This node's cap, if it was this node's; `None` if the receiving node's was lower.
+        limit: Option<usize>,
     },
     /// The message could not be encoded for the wire (or a keyed call reached a build that
     /// records none from other nodes).
@@ -158,6 +159,13 @@ pub enum Undelivered {
         /// What the encoder said.
         reason: String,
     },
+}
+
+fn cap_text(limit: Option<usize>) -> String {
+    match limit {
+        Some(limit) => format!("{limit} bytes"),
+        None => "the receiving node".to_owned(),
+    }
 }
 
 /// Why a cast, an info message or a delayed message could not be queued.

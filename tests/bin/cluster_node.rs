@@ -52,6 +52,12 @@ impl Counter {
     fn get(&self) -> u64 {
         self.count
     }
+
+    /// A message as large as its text: for the size cap.
+    #[call]
+    fn measure(&self, text: String) -> u64 {
+        text.len() as u64
+    }
 }
 
 impl peeper::Persist for Counter {
@@ -108,6 +114,7 @@ struct Args {
     /// Host `CounterV2` instead of `Counter`.
     v2: bool,
     hashed: bool,
+    max_message: Option<usize>,
 }
 
 fn args() -> Result<Args, Box<dyn Error>> {
@@ -121,6 +128,7 @@ fn args() -> Result<Args, Box<dyn Error>> {
         listen: None,
         v2: false,
         hashed: false,
+        max_message: None,
     };
     let mut given = std::env::args().skip(1);
     while let Some(arg) = given.next() {
@@ -138,6 +146,7 @@ fn args() -> Result<Args, Box<dyn Error>> {
             "--listen" => args.listen = Some(value()?),
             "--v2" => args.v2 = true,
             "--hashed" => args.hashed = true,
+            "--max-message" => args.max_message = Some(value()?.parse()?),
             other => return Err(format!("unknown argument `{other}`").into()),
         }
     }
@@ -184,6 +193,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
         };
         if args.hashed {
             builder = builder.placement(Hashed);
+        }
+        if let Some(bytes) = args.max_message {
+            builder = builder.max_message_size(bytes);
         }
     }
     let node = builder.start().await?;
@@ -318,6 +330,35 @@ async fn main() -> Result<(), Box<dyn Error>> {
                     Ok(count) => say!("kcalled {name} {} {count}", words[2]),
                     Err(error) => say!("call-err {name} {} {error}", class(&error)),
                 }
+            }
+            ["measure", name, bytes] => {
+                let text = "x".repeat(bytes.parse()?);
+                match remote::<Counter, _, _>(&node, name, |c| async move { c.measure(text).await })
+                    .await
+                {
+                    Ok(len) => say!("measured {name} {len}"),
+                    Err(error) => say!("call-err {name} {} {error}", class(&error)),
+                }
+            }
+            // `total <prefix> <n>`: the sum of the counts of n names, read through `get`.
+            ["total", prefix, n] => {
+                use futures::StreamExt as _;
+                let n: usize = n.parse()?;
+                let reads = (0..n).map(|i| {
+                    let node = node.clone();
+                    let name = format!("{prefix}{i}");
+                    async move {
+                        remote::<Counter, _, _>(&node, &name, |c| async move { c.get().await })
+                            .await
+                    }
+                });
+                let counts: Vec<_> = futures::stream::iter(reads)
+                    .buffer_unordered(512)
+                    .collect()
+                    .await;
+                let failed = counts.iter().filter(|count| count.is_err()).count();
+                let sum: u64 = counts.iter().filter_map(|count| count.as_ref().ok()).sum();
+                say!("total {sum} {failed}");
             }
             ["double", name] => {
                 match remote::<CounterV2, _, _>(&node, name, |c| async move { c.double().await })

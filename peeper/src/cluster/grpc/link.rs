@@ -299,7 +299,7 @@ impl<S: Persist> Link<S> {
             if payload.len() > remote.max_message {
                 return Err(CallError::NotApplied(Undelivered::TooLarge {
                     size: payload.len(),
-                    limit: remote.max_message,
+                    limit: Some(remote.max_message),
                 }));
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -343,8 +343,13 @@ impl<S: Persist> Link<S> {
                                 Some((target.node, reason)),
                             )
                         }
+                        // The other node's cap is lower than this one's.
                         Err(Rpc::TooLarge(reason)) => {
-                            return Err(CallError::NotApplied(Undelivered::Encode { reason }));
+                            tracing::debug!(key = %self.key, %reason, "refused as too large");
+                            return Err(CallError::NotApplied(Undelivered::TooLarge {
+                                size: payload.len(),
+                                limit: None,
+                            }));
                         }
                         Err(Rpc::Deadline) => return Err(CallError::Timeout(timeout)),
                         Err(Rpc::Lost(reason)) => {
@@ -486,12 +491,19 @@ fn classify(status: &tonic::Status) -> Rpc {
     match status.code() {
         Code::ResourceExhausted | Code::OutOfRange => Rpc::TooLarge(reason),
         Code::DeadlineExceeded => Rpc::Deadline,
+        // hyper cancels a request it has not dispatched when its connection closes (a node
+        // that went away): it never left. A caller that gives up drops the request instead,
+        // which answers nothing.
+        Code::Cancelled => Rpc::NotSent(reason),
         Code::Unavailable if never_sent(status) => Rpc::NotSent(reason),
         _ => Rpc::Lost(reason),
     }
 }
 
-/// Whether the request could not have left: the connection was never made.
+/// Whether the request could not have left: the connection was never made. (A TLS handshake
+/// the other node refuses shows up after TLS 1.3's client side has finished, as an alert or a
+/// broken pipe on the first request, which a connection lost mid-request also gives: counted as
+/// maybe sent, the safe side.)
 fn never_sent(status: &tonic::Status) -> bool {
     let mut source = std::error::Error::source(status);
     while let Some(error) = source {

@@ -161,6 +161,16 @@ pub(crate) async fn here<S: Persist>(
         }
         match node.activate(&key).await {
             Ok(()) | Err(StartError::NameTaken { .. }) => {}
+            // A claim of this node's own that is being given up (a start dropped mid-way, its
+            // release not committed yet): nobody runs it, so the caller waits and looks again.
+            Err(StartError::Store(StoreError::OwnedElsewhere { node: owner, .. }))
+                if owner == *node.postgres.node() =>
+            {
+                return Err(Outcome::Moved {
+                    owner: None,
+                    epoch: None,
+                });
+            }
             Err(StartError::Store(StoreError::OwnedElsewhere { node, .. })) => {
                 return Err(Outcome::Moved {
                     owner: Some(node),
