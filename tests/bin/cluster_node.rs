@@ -201,6 +201,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let node = builder.start().await?;
     let mut pumps: HashMap<String, JoinHandle<()>> = HashMap::new();
     let mut traffic: Vec<JoinHandle<()>> = Vec::new();
+    let mut held: HashMap<String, CounterClient> = HashMap::new();
     let stopping = Arc::new(AtomicBool::new(false));
     let (pumped, mut to_pump) = mpsc::unbounded_channel::<String>();
 
@@ -377,15 +378,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 let name = (*name).to_owned();
                 let stopping = Arc::clone(&stopping);
                 traffic.push(tokio::spawn(async move {
+                    // One client for the whole run, as an application holds one: its link
+                    // caches the owner and follows the server through the restarts.
+                    let client = match node.get::<Counter>(&name).await {
+                        Ok(client) => client,
+                        Err(error) => {
+                            say!("call-err {name} {} {error}", class(&error));
+                            return;
+                        }
+                    };
                     let mut done = 0;
                     while done < n && !stopping.load(Ordering::SeqCst) {
-                        match remote::<Counter, _, _>(
-                            &node,
-                            &name,
-                            |c| async move { c.add(1).await },
-                        )
-                        .await
-                        {
+                        match client.add(1).await {
                             Ok(count) => {
                                 say!("tack {name} {count}");
                                 done += 1;
@@ -399,6 +403,26 @@ async fn main() -> Result<(), Box<dyn Error>> {
                     }
                     say!("traffic-done {name}");
                 }));
+            }
+            // `hold <name>`: takes a client through `get` and keeps it; `hcall <name> <by>` calls
+            // through it (`held <name> <count>` or `call-err ...`): a client whose link caches
+            // its server's owner.
+            ["hold", name] => match node.get::<Counter>(name).await {
+                Ok(client) => {
+                    held.insert((*name).to_owned(), client);
+                    say!("holding {name}");
+                }
+                Err(error) => say!("call-err {name} {} {error}", class(&error)),
+            },
+            ["hcall", name, by] => {
+                let by: u64 = by.parse()?;
+                match held.get(*name) {
+                    Some(client) => match client.add(by).await {
+                        Ok(count) => say!("held {name} {count}"),
+                        Err(error) => say!("call-err {name} {} {error}", class(&error)),
+                    },
+                    None => say!("call-err {name} other not held"),
+                }
             }
             // `storm <prefix> <n>`: `get` and `add(1)` on n names, 512 at a time (as a client
             // with a connection limit would); `stormed <ok> <failed>`.

@@ -142,6 +142,36 @@ fn a_keyed_call_is_applied_once_whichever_node_retries_it() {
 }
 
 #[test]
+fn a_call_follows_a_server_transferred_to_another_node() {
+    let Some(url) = pg_url() else { return };
+    let schema = schema("grpc_moved");
+    let mut cluster = Cluster::new(&url, &schema);
+    for id in ["a", "b", "c"] {
+        cluster.spawn(id, &listening(&[]));
+    }
+    cluster.send("a", "call ada 5");
+    assert_eq!(answer(&mut cluster, "a", "ada"), "called ada 5");
+    // b holds a client, whose link caches a as the owner...
+    cluster.send("b", "hold ada");
+    cluster.expect(|from, line| from == "b" && line == "holding ada");
+    cluster.send("b", "hcall ada 1");
+    cluster.expect(|from, line| from == "b" && line == "held ada 6");
+    // ... the server moves to c while a keeps running: a answers "moved to c" (with its epoch
+    // and address), and the held client follows, without being taken again.
+    cluster.send("a", "transfer ada c");
+    cluster.expect(|from, line| from == "a" && line == "transferred ada");
+    cluster.expect(|from, line| from == "c" && line.starts_with("took-over ada"));
+    for expected in [7, 8] {
+        cluster.send("b", "hcall ada 1");
+        cluster.expect(|from, line| from == "b" && line == format!("held ada {expected}"));
+    }
+    cluster.send("b", "owner ada");
+    cluster.expect(|from, line| from == "b" && line == "owner ada c");
+    drop(cluster);
+    drop_schema_now(&url, &schema);
+}
+
+#[test]
 fn a_node_killed_its_servers_answer_from_another_after_the_lease() {
     let Some(url) = pg_url() else { return };
     let schema = schema("grpc_kill");

@@ -25,6 +25,8 @@ use crate::{Branch, CallError, Client, DEFAULT_CALL_TIMEOUT, Exit, Undelivered};
 pub(super) struct Target {
     pub(super) node: NodeId,
     pub(super) address: String,
+    /// The epoch of the owner's lease, when known: a redirect to an older one is stale.
+    pub(super) epoch: Option<i64>,
 }
 
 /// Where the next attempt goes.
@@ -335,13 +337,7 @@ impl<S: Persist> Link<S> {
                         }
                         Err(Rpc::NotSent(reason)) => {
                             remote.forget(&target.address);
-                            (
-                                Outcome::Moved {
-                                    owner: None,
-                                    epoch: None,
-                                },
-                                Some((target.node, reason)),
-                            )
+                            (Outcome::nowhere(), Some((target.node, reason)))
                         }
                         // The other node's cap is lower than this one's.
                         Err(Rpc::TooLarge(reason)) => {
@@ -361,17 +357,28 @@ impl<S: Persist> Link<S> {
                         }
                     }
                 }
-                Dest::Wait(unreachable) => (
-                    Outcome::Moved {
-                        owner: None,
-                        epoch: None,
-                    },
-                    unreachable,
-                ),
+                Dest::Wait(unreachable) => (Outcome::nowhere(), unreachable),
             };
             match outcome {
-                Outcome::Moved { owner: Some(_), .. } => {
-                    self.set_target(None);
+                Outcome::Moved {
+                    owner: Some(owner),
+                    epoch,
+                    address,
+                } => {
+                    // Followed at once when the answer says where, and is not older than what
+                    // this link knew; otherwise looked up again in the directory.
+                    let known = self.cached().and_then(|target| target.epoch);
+                    let follow = match (address, epoch, known) {
+                        (Some(address), Some(epoch), known) if known.is_none_or(|k| epoch > k) => {
+                            Some(Target {
+                                node: owner,
+                                address,
+                                epoch: Some(epoch),
+                            })
+                        }
+                        _ => None,
+                    };
+                    self.set_target(follow);
                     hops += 1;
                     if hops > 2 {
                         return Err(CallError::NotApplied(Undelivered::Moved { hops }));
@@ -413,11 +420,12 @@ impl<S: Persist> Link<S> {
                 Route::Owned {
                     node: owner,
                     address: Some(address),
-                    ..
+                    epoch,
                 } => Dest::There(
                     Target {
                         node: owner,
                         address,
+                        epoch: Some(epoch),
                     },
                     false,
                 ),
@@ -448,7 +456,14 @@ impl<S: Persist> Link<S> {
                         Dest::Here
                     } else {
                         match nodes.into_iter().find(|(id, _)| *id == at) {
-                            Some((node, address)) => Dest::There(Target { node, address }, true),
+                            Some((node, address)) => Dest::There(
+                                Target {
+                                    node,
+                                    address,
+                                    epoch: None,
+                                },
+                                true,
+                            ),
                             // A placement that chose a node outside the list: start it here.
                             None => Dest::Here,
                         }

@@ -18,9 +18,10 @@
 //!   costs what a local call costs.
 //! - **Links.** A server on another node gets a client whose mailbox a *link* task drains: each
 //!   call is encoded (`peeper::remote`) and sent to the owner with its timeout, calls
-//!   concurrently, casts in order. The link caches the owner; a node that does not run the
-//!   server answers "moved" without running anything, and the link looks the owner up again and
-//!   follows, at most two hops; while a handoff is in progress it waits for the taker, up to the
+//!   concurrently, casts in order. The link caches the owner and its lease's epoch; a node that
+//!   does not run the server answers "moved" without running anything, with the owner, epoch and
+//!   address it knows, and the link follows (or, for a redirect no newer than what it knows,
+//!   looks the owner up again), at most two hops; while a handoff is in progress it waits for the taker, up to the
 //!   call's deadline.
 //! - **Activation.** A name nobody owns is started where the [`Placement`] says: here by
 //!   default, which claims its lease; the lease makes a storm of `get`s start it once.
@@ -379,11 +380,12 @@ impl Node {
                 Route::Owned {
                     node: owner,
                     address: Some(address),
-                    ..
+                    epoch,
                 } => {
                     let target = link::Target {
                         node: owner,
                         address,
+                        epoch: Some(epoch),
                     };
                     let (client, _) = link::Link::<S>::spawn(self, name, Some(target))?;
                     return Ok(S::Client::from(client));

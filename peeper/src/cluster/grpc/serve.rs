@@ -117,11 +117,8 @@ fn sent(result: Result<(), SendError>) -> Outcome {
 /// end is the error `otherwise` makes of it.
 fn moved_or(exit: Exit, otherwise: impl FnOnce(Exit) -> CallError) -> Outcome {
     match exit {
-        Exit::HandedOff { to } => Outcome::Moved {
-            owner: to,
-            epoch: None,
-        },
-        Exit::Fenced { owner } => Outcome::Moved { owner, epoch: None },
+        Exit::HandedOff { to } => Outcome::at(to),
+        Exit::Fenced { owner } => Outcome::at(owner),
         exit => Outcome::Failed(otherwise(exit)),
     }
 }
@@ -140,22 +137,23 @@ pub(crate) async fn here<S: Persist>(
             return Ok(client);
         }
         match node.postgres.route(&key).await {
+            // With where it is: the caller follows without asking the directory itself.
             Ok(Route::Owned {
-                node: owner, epoch, ..
+                node: owner,
+                epoch,
+                address,
             }) if owner != *node.postgres.node() => {
                 return Err(Outcome::Moved {
                     owner: Some(owner),
                     epoch: Some(epoch),
+                    address,
                 });
             }
             // Ours: it is being started here (or stopped and kept); start or find it.
             Ok(Route::Owned { .. }) => {}
             Ok(Route::Free) if activate => {}
             Ok(Route::Free | Route::InHandoff) => {
-                return Err(Outcome::Moved {
-                    owner: None,
-                    epoch: None,
-                });
+                return Err(Outcome::nowhere());
             }
             Err(error) => return Err(Outcome::Failed(CallError::Store(error))),
         }
@@ -166,22 +164,13 @@ pub(crate) async fn here<S: Persist>(
             Err(StartError::Store(StoreError::OwnedElsewhere { node: owner, .. }))
                 if owner == *node.postgres.node() =>
             {
-                return Err(Outcome::Moved {
-                    owner: None,
-                    epoch: None,
-                });
+                return Err(Outcome::nowhere());
             }
             Err(StartError::Store(StoreError::OwnedElsewhere { node, .. })) => {
-                return Err(Outcome::Moved {
-                    owner: Some(node),
-                    epoch: None,
-                });
+                return Err(Outcome::at(Some(node)));
             }
             Err(StartError::SupervisorStopped) => {
-                return Err(Outcome::Moved {
-                    owner: None,
-                    epoch: None,
-                });
+                return Err(Outcome::nowhere());
             }
             Err(error) => {
                 return Err(Outcome::Failed(CallError::NotApplied(
@@ -192,10 +181,7 @@ pub(crate) async fn here<S: Persist>(
             }
         }
     }
-    Err(Outcome::Moved {
-        owner: None,
-        epoch: None,
-    })
+    Err(Outcome::nowhere())
 }
 
 /// The gRPC service of a listening node: one method, [`INVOKE`].

@@ -53,14 +53,37 @@ pub(crate) enum Outcome {
     Reply(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A cast, info, stop or activation was taken.
     Done,
-    /// This node does not run the server, and ran nothing: it is at `owner` (at `epoch`), or
-    /// nobody runs it (`owner` is `None`).
+    /// This node does not run the server, and ran nothing: it is at `owner`, whose lease has
+    /// `epoch` and who answers at `address` when this node knows them, or nobody runs it
+    /// (`owner` is `None`).
     Moved {
         owner: Option<NodeId>,
         epoch: Option<i64>,
+        #[serde(default)]
+        address: Option<String>,
     },
     /// The call failed at the server, as a local call would have.
     Failed(CallError),
+}
+
+impl Outcome {
+    /// Nobody runs the server (yet): the caller waits and looks again.
+    pub(crate) fn nowhere() -> Outcome {
+        Outcome::Moved {
+            owner: None,
+            epoch: None,
+            address: None,
+        }
+    }
+
+    /// It runs at `owner` (its address unknown here).
+    pub(crate) fn at(owner: Option<NodeId>) -> Outcome {
+        Outcome::Moved {
+            owner,
+            epoch: None,
+            address: None,
+        }
+    }
 }
 
 /// MessagePack (with field names) for `E` out and `D` in.
