@@ -192,7 +192,7 @@ fn cache_stays_warm_and_connected_across_a_panic_and_a_kill() {
 }
 
 #[test]
-fn rolling_hands_the_players_over_to_the_next_node() {
+fn rolling_hands_the_players_over_to_the_next_node_and_their_clients_follow() {
     if !cfg!(feature = "postgres") {
         skip_or_fail(
             "the `rolling` example needs this crate's `postgres` feature, and it is off: run \
@@ -206,7 +206,7 @@ fn rolling_hands_the_players_over_to_the_next_node() {
     let run = example.run();
     run.prints_in_order(&[
         "1. node a and node b connect; b takes over what other nodes hand off",
-        "2. the players start on node a and score",
+        "2. the players start on node a (`get` starts what runs nowhere, here) and score",
         "   ada: 10 points",
         "   grace: 20 points",
         "   who owns ada? node a",
@@ -215,11 +215,12 @@ fn rolling_hands_the_players_over_to_the_next_node() {
         "   handed off: *",
         "4. node b hears it and revives them from the store",
         "   who owns ada now? node b",
-        "5. clients on node b go on where node a left off",
+        "5. the clients taken on node a before the deploy follow their players to node b",
         "   ada: 11 points after 1 more",
         "   grace: 21 points after 1 more",
-        "6. a client still holding node a's handle is told where the player went",
-        "   the server has stopped: handed off to another node",
+        "6. and `get` on node b hands out the local client",
+        "   ada: 11 points",
+        "   grace: 21 points",
         "7. done: node b stops its players (which deletes their stored state)",
     ]);
     // Node a hands its players off, and node b takes them over, in any order.

@@ -305,7 +305,8 @@ impl<S: Persist> Link<S> {
                 }));
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            let invoke = |activate| Invoke {
+            // `epoch`: the lease epoch of the owner it is sent to, as this link knows it.
+            let invoke = |activate, epoch| Invoke {
                 kind: S::KIND.to_owned(),
                 name: self.key.name.clone(),
                 message,
@@ -313,6 +314,7 @@ impl<S: Persist> Link<S> {
                 timeout_ms: u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
                 activate,
                 keyed: keyed.clone(),
+                epoch,
             };
             let dest = match self.cached() {
                 Some(target) => Dest::There(target, false),
@@ -320,7 +322,7 @@ impl<S: Persist> Link<S> {
             };
             let (outcome, unreachable) = match dest {
                 Dest::Here => match remote.served.get(S::KIND) {
-                    Some(serve) => (serve.invoke(&node, invoke(true)).await, None),
+                    Some(serve) => (serve.invoke(&node, invoke(true, None)).await, None),
                     None => {
                         return Err(CallError::NotApplied(Undelivered::NotHosted {
                             kind: S::KIND.to_owned(),
@@ -328,7 +330,14 @@ impl<S: Persist> Link<S> {
                     }
                 },
                 Dest::There(target, activate) => {
-                    match rpc(remote, &target.address, invoke(activate), left).await {
+                    match rpc(
+                        remote,
+                        &target.address,
+                        invoke(activate, target.epoch),
+                        left,
+                    )
+                    .await
+                    {
                         Ok(outcome) => {
                             if !matches!(outcome, Outcome::Moved { .. }) {
                                 self.set_target(Some(target));

@@ -32,6 +32,16 @@ impl<S: Persist> Serve for Serving<S> {
         Box::pin(async move {
             let wire = &self.0;
             let timeout = Duration::from_millis(invoke.timeout_ms);
+            // The caller routed by a newer lease than the one this node holds: another node
+            // claimed the server, and this one has not noticed yet (its renewal will). Its copy
+            // must not answer, not even a read: the caller looks again.
+            if let (Some(routed), Some(held)) = (
+                invoke.epoch,
+                node.postgres.held_epoch(&Key::new(S::KIND, &*invoke.name)),
+            ) && held < routed
+            {
+                return Outcome::nowhere();
+            }
             let client = match here::<S>(node, &invoke.name, invoke.activate).await {
                 Ok(client) => client,
                 Err(outcome) => return outcome,

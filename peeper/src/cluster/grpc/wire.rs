@@ -32,6 +32,10 @@ pub(crate) struct Invoke {
     /// A call made with an idempotency key: the key, and the digest of the message.
     #[serde(default)]
     pub(crate) keyed: Option<(String, u64)>,
+    /// The epoch of the lease the caller routed by, when it knows it: a node holding an older
+    /// one has lost the server without noticing yet, and must not answer for it.
+    #[serde(default)]
+    pub(crate) epoch: Option<i64>,
 }
 
 /// What the payload of an [`Invoke`] is.
@@ -166,6 +170,7 @@ mod tests {
             timeout_ms: 5000,
             activate: false,
             keyed: Some(("payment-41".into(), 7)),
+            epoch: Some(3),
         };
         let back: Invoke = decode_frame(&frame(&invoke)).unwrap();
         assert_eq!(

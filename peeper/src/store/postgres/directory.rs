@@ -19,6 +19,11 @@ pub(crate) enum Route {
 }
 
 impl Postgres {
+    /// The epoch of this handle's lease on `key`, if it holds one.
+    pub(crate) fn held_epoch(&self, key: &Key) -> Option<i64> {
+        self.leases().held.get(key).map(|held| held.epoch)
+    }
+
     /// Where `key` runs.
     pub(crate) async fn route(&self, key: &Key) -> Result<Route, StoreError> {
         let client = self.client().await?;
