@@ -141,6 +141,7 @@ pub(crate) type KeyedOf<S> = fn(&<S as Server>::Call) -> Keyed<S>;
 
 /// How the reply of one handler's keyed call is recorded (see `Wire::keyed`). Generated.
 #[doc(hidden)]
+#[cfg_attr(not(feature = "grpc"), allow(dead_code))]
 pub struct Keyed<S: Server> {
     pub(crate) encode: fn(&S::Reply) -> Result<Vec<u8>, String>,
     pub(crate) decode: fn(&[u8]) -> Result<S::Reply, String>,

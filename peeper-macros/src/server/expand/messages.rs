@@ -75,17 +75,7 @@ impl Expansion<'_> {
                 quote!(#(#docs)* #(#cfgs)* #variant { #(#fields,)* },)
             }
         });
-        let types = self
-            .server
-            .handlers(kind)
-            .filter(|handler| handler.cfgs.is_empty())
-            .flat_map(|handler| {
-                handler
-                    .args()
-                    .map(|arg| arg.ty.to_token_stream())
-                    .collect::<Vec<_>>()
-            });
-        let phantom = self.phantom_variant(types);
+        let phantom = self.phantom_variant(self.arg_types(kind));
         let serde = self.serde_derives();
         quote! {
             #[doc = #doc]
@@ -154,10 +144,7 @@ impl Expansion<'_> {
             return TokenStream::new();
         }
         let krate = self.krate;
-        let serde_path = format!(
-            "{}::__private::serde",
-            quote!(#krate).to_string().replace(' ', "")
-        );
+        let serde_path = self.runtime_path("__private::serde");
         quote! {
             #[derive(#krate::__private::serde::Serialize, #krate::__private::serde::Deserialize)]
             #[serde(crate = #serde_path)]
@@ -165,21 +152,25 @@ impl Expansion<'_> {
     }
 
     /// A remote server's field goes through `peeper::remote::field`, bounded by
-    /// `peeper::remote::Message`: a type that is not serde gets one error, at the type (the
-    /// attribute is spanned there, so the errors of its uses coincide and are reported once).
+    /// `peeper::remote::Message`: a type that is not serde is reported with that trait's message
+    /// (naming the type and the derive to add), at the type where serde's derive allows it (it
+    /// reports its serialize and its deserialize uses apart).
     fn serde_field(&self, ty: &impl ToTokens) -> TokenStream {
         if !self.remote {
             return TokenStream::new();
         }
-        let krate = self.krate;
-        let path = format!(
-            "{}::remote::field",
-            quote!(#krate).to_string().replace(' ', "")
-        );
+        let path = self.runtime_path("remote::field");
         // serde reports a failed bound of the `with` functions at the path's literal.
         let span = syn::spanned::Spanned::span(&ty.to_token_stream());
         let with = syn::LitStr::new(&path, span);
         quote::quote_spanned!(span=> #[serde(with = #with)])
+    }
+
+    /// The path of an item of the runtime crate, as text, for the attributes that take a path in a
+    /// string (serde's `crate = ".."` and `with = ".."`).
+    fn runtime_path(&self, tail: &str) -> String {
+        let krate = self.krate;
+        format!("{}::{tail}", quote!(#krate).to_string().replace(' ', ""))
     }
 
     /// `From<T>` for the info enum, for each `#[info]` handler with one argument of a type that is

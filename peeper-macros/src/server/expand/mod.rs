@@ -303,17 +303,7 @@ impl Expansion<'_> {
 
     /// The arm for the hidden phantom variant, if the enum has one.
     fn phantom_arm(&self, enum_ident: &Ident, kind: Kind) -> TokenStream {
-        let types = self
-            .server
-            .handlers(kind)
-            .filter(|handler| handler.cfgs.is_empty())
-            .flat_map(|handler| {
-                handler
-                    .args()
-                    .map(|arg| arg.ty.to_token_stream())
-                    .collect::<Vec<_>>()
-            });
-        if self.unused_type_params(types).is_empty() {
+        if self.unused_type_params(self.arg_types(kind)).is_empty() {
             return TokenStream::new();
         }
         quote!(#enum_ident::__Phantom(_, __never) => match __never {},)
@@ -332,6 +322,20 @@ impl Expansion<'_> {
             #skip
             __Phantom(::core::marker::PhantomData<fn() -> (#(#unused,)*)>, ::core::convert::Infallible),
         }
+    }
+
+    /// The argument types of the handlers of `kind` that are always compiled (no `#[cfg]`):
+    /// what the message enum's fields are made of, for the phantom variant's decision.
+    fn arg_types(&self, kind: Kind) -> impl Iterator<Item = TokenStream> + '_ {
+        self.server
+            .handlers(kind)
+            .filter(|handler| handler.cfgs.is_empty())
+            .flat_map(|handler| {
+                handler
+                    .args()
+                    .map(|arg| arg.ty.to_token_stream())
+                    .collect::<Vec<_>>()
+            })
     }
 
     fn unused_type_params(&self, types: impl Iterator<Item = TokenStream>) -> Vec<&Ident> {

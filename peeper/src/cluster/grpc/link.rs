@@ -10,10 +10,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tonic::Code;
 
+use super::Remoting;
 use super::wire::{INVOKE, Invoke, Message, Outcome, WireCodec};
-use super::{Remoting, chain};
 use crate::branch::{Commands, Control};
 use crate::cluster::{Node, NodeInner};
+use crate::error::with_causes as chain;
 use crate::mailbox::{Envelope, Timed};
 use crate::remote::{Remote, Wire};
 use crate::store::postgres::Route;
@@ -448,36 +449,17 @@ impl<S: Persist> Link<S> {
                         .to_owned(),
                 ))),
                 Route::InHandoff => Dest::Wait(None),
-                Route::Free => {
-                    let nodes = node
-                        .postgres
-                        .nodes_hosting(S::KIND)
-                        .await
-                        .map_err(CallError::Store)?;
-                    let ids: Vec<NodeId> = nodes.iter().map(|(id, _)| id.clone()).collect();
-                    if ids.is_empty() {
-                        return Err(CallError::NotApplied(Undelivered::NotHosted {
-                            kind: S::KIND.to_owned(),
-                        }));
-                    }
-                    let at = remote.placement.place(&self.key, here, &ids);
-                    if at == *here {
-                        Dest::Here
-                    } else {
-                        match nodes.into_iter().find(|(id, _)| *id == at) {
-                            Some((node, address)) => Dest::There(
-                                Target {
-                                    node,
-                                    address,
-                                    epoch: None,
-                                },
-                                true,
-                            ),
-                            // A placement that chose a node outside the list: start it here.
-                            None => Dest::Here,
-                        }
-                    }
-                }
+                Route::Free => match remote.place(node, &self.key).await? {
+                    Some((node, address)) => Dest::There(
+                        Target {
+                            node,
+                            address,
+                            epoch: None,
+                        },
+                        true,
+                    ),
+                    None => Dest::Here,
+                },
             },
         )
     }

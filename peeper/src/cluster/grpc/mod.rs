@@ -52,6 +52,7 @@ pub(crate) use self::serve::{Serve, Serving};
 pub use self::tls::ClusterTls;
 pub(crate) use self::tls::Transport;
 use super::{Node, NodeInner};
+use crate::error::with_causes as chain;
 use crate::remote::Remote;
 use crate::store::postgres::Route;
 use crate::store::{Key, NodeId, Persist};
@@ -238,6 +239,30 @@ impl Remoting {
         Ok(channel)
     }
 
+    /// Where the placement puts `key`, which runs nowhere, among the live nodes hosting its
+    /// kind: `None` for this node (also when the placement chose a node outside the list),
+    /// else another node and its address.
+    pub(crate) async fn place(
+        &self,
+        node: &NodeInner,
+        key: &Key,
+    ) -> Result<Option<(NodeId, String)>, CallError> {
+        let nodes = node
+            .postgres
+            .nodes_hosting(&key.kind)
+            .await
+            .map_err(CallError::Store)?;
+        let ids: Vec<NodeId> = nodes.iter().map(|(id, _)| id.clone()).collect();
+        if ids.is_empty() {
+            return Err(CallError::NotApplied(Undelivered::NotHosted {
+                kind: key.kind.clone(),
+            }));
+        }
+        let here = node.postgres.node();
+        let at = self.placement.place(key, here, &ids);
+        Ok(nodes.into_iter().find(|(id, _)| *id == at && id != here))
+    }
+
     /// Forgets the channel to `address` (its node went away; the next call dials again).
     fn forget(&self, address: &str) {
         self.channels
@@ -306,21 +331,6 @@ async fn heartbeat(node: Weak<NodeInner>, address: String, kinds: Vec<String>) {
     }
 }
 
-/// An error and its causes, on one line.
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 /// What takes the mailbox of the server `name` of this node when it moves to another node.
 pub(crate) fn forwarding<S: Persist>(
     node: &Weak<NodeInner>,
@@ -375,8 +385,8 @@ impl Node {
             if let Some(client) = crate::whereis::<S>(name) {
                 return Ok(S::Client::from(client));
             }
-            let place = match node.postgres.route(&key).await.map_err(CallError::Store)? {
-                Route::Owned { node: owner, .. } if owner == *node.postgres.node() => Some(owner),
+            let here = match node.postgres.route(&key).await.map_err(CallError::Store)? {
+                Route::Owned { node: owner, .. } if owner == *node.postgres.node() => true,
                 Route::Owned {
                     node: owner,
                     address: Some(address),
@@ -392,47 +402,25 @@ impl Node {
                 }
                 // Its node is not in the directory (it died, its lease not expired yet), or a
                 // handoff is in progress: a link, whose calls wait for it up to their deadline.
-                Route::Owned { address: None, .. } | Route::InHandoff => None,
-                Route::Free => Some(self.place(remote, &key).await?),
+                Route::Owned { address: None, .. } | Route::InHandoff => false,
+                Route::Free => remote.place(node, &key).await?.is_none(),
             };
-            match place {
-                Some(at) if at == *node.postgres.node() => {
-                    match serve::here::<S>(node, name, true).await {
-                        Ok(client) => return Ok(S::Client::from(client)),
-                        Err(wire::Outcome::Failed(error)) => return Err(error),
-                        // Taken by another node meanwhile: look again.
-                        Err(_) => {}
-                    }
+            if here {
+                match serve::here::<S>(node, name, true).await {
+                    Ok(client) => return Ok(S::Client::from(client)),
+                    Err(wire::Outcome::Failed(error)) => return Err(error),
+                    // Taken by another node meanwhile: look again.
+                    Err(_) => {}
                 }
+            } else {
                 // Elsewhere, or being handed off: a link, which activates it there (or waits
                 // for the taker) with its first message.
-                _ => {
-                    let (client, link) = link::Link::<S>::spawn(self, name, None)?;
-                    link::activate(&link).await?;
-                    return Ok(S::Client::from(client));
-                }
+                let (client, link) = link::Link::<S>::spawn(self, name, None)?;
+                link::activate(&link).await?;
+                return Ok(S::Client::from(client));
             }
         }
         Err(CallError::NotApplied(Undelivered::Moved { hops: 4 }))
-    }
-
-    /// Where the placement puts `key`, among the live nodes hosting its kind.
-    async fn place(&self, remote: &Remoting, key: &Key) -> Result<NodeId, CallError> {
-        let nodes: Vec<NodeId> = self
-            .inner
-            .postgres
-            .nodes_hosting(&key.kind)
-            .await
-            .map_err(CallError::Store)?
-            .into_iter()
-            .map(|(node, _)| node)
-            .collect();
-        if nodes.is_empty() {
-            return Err(CallError::NotApplied(Undelivered::NotHosted {
-                kind: key.kind.clone(),
-            }));
-        }
-        Ok(remote.placement.place(key, self.id(), &nodes))
     }
 
     /// The address other nodes dial to reach this one, once it

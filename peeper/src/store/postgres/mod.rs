@@ -248,17 +248,7 @@ fn millis(duration: Duration) -> i64 {
 /// A [`StoreError::Backend`] with the whole chain of causes: the driver's own text is often only
 /// "db error", with PostgreSQL's message in its source.
 fn backend(error: impl std::error::Error) -> StoreError {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    StoreError::backend(format!("postgres: {text}"))
+    StoreError::backend(format!("postgres: {}", crate::error::with_causes(&error)))
 }
 
 impl fmt::Debug for Postgres {
