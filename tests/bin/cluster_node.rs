@@ -179,7 +179,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         builder.host(counter)
     };
     if let Some(listen) = &args.listen {
-        builder = builder.listen("127.0.0.1:0".parse()?);
+        // The transport first, `listen` after: the settings do not depend on the order.
         builder = match listen.as_str() {
             "plain" => builder.insecure_plaintext_between_nodes(),
             dir => {
@@ -191,6 +191,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 ))
             }
         };
+        builder = builder.listen("127.0.0.1:0".parse()?);
         if args.hashed {
             builder = builder.placement(Hashed);
         }

@@ -26,7 +26,7 @@ pub struct NodeBuilder {
     adopt_orphans: bool,
     adopt_every: Option<Duration>,
     #[cfg(feature = "grpc")]
-    listen: Option<super::grpc::Listen>,
+    listen: super::grpc::Listen,
     /// The hosted kinds that other nodes may call (`#[peeper::server(remote)]`).
     #[cfg(feature = "grpc")]
     served: HashMap<&'static str, Arc<dyn super::grpc::Serve>>,
@@ -147,8 +147,9 @@ impl NodeBuilder {
             }),
         };
         #[cfg(feature = "grpc")]
-        if let Some(listen) = self.listen {
-            let remote = super::grpc::Remoting::start(&node.inner, listen, self.served).await?;
+        if let Some(bind) = self.listen.bind {
+            let remote =
+                super::grpc::Remoting::start(&node.inner, bind, self.listen, self.served).await?;
             let _ = node.inner.remote.set(remote);
         }
         let listening = node.inner.postgres.listen().await?;
@@ -178,7 +179,7 @@ impl Node {
             adopt_orphans: false,
             adopt_every: None,
             #[cfg(feature = "grpc")]
-            listen: None,
+            listen: super::grpc::Listen::default(),
             #[cfg(feature = "grpc")]
             served: HashMap::new(),
         }
@@ -204,47 +205,42 @@ impl NodeBuilder {
     /// it runs. Choose how the traffic is protected with [`tls`](Self::tls) (or, explicitly,
     /// [`insecure_plaintext_between_nodes`](Self::insecure_plaintext_between_nodes)).
     pub fn listen(mut self, address: std::net::SocketAddr) -> Self {
-        self.listen = Some(super::grpc::Listen::new(address));
+        self.listen.bind = Some(address);
         self
     }
 
-    fn listening(&mut self) -> &mut super::grpc::Listen {
-        self.listen.get_or_insert_with(|| {
-            super::grpc::Listen::new(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
-        })
-    }
-
     /// The address other nodes dial (`host:port`), when it is not the bound one (behind NAT, or
-    /// listening on `0.0.0.0`).
+    /// listening on `0.0.0.0`). This and the settings below apply once the node
+    /// [`listen`](Self::listen)s, whether they are given before or after it.
     pub fn advertise(mut self, address: impl Into<String>) -> Self {
-        self.listening().advertise = Some(address.into());
+        self.listen.advertise = Some(address.into());
         self
     }
 
     /// Mutual TLS between nodes, with the cluster's CA ([`ClusterTls`](super::ClusterTls)).
     pub fn tls(mut self, tls: super::ClusterTls) -> Self {
-        self.listening().transport = Some(super::grpc::Transport::Tls(Box::new(tls)));
+        self.listen.transport = Some(super::grpc::Transport::Tls(Box::new(tls)));
         self
     }
 
     /// Plaintext between nodes: anyone who can reach the port can call every server. For tests
     /// and for networks that are already encrypted and closed; use [`tls`](Self::tls) otherwise.
     pub fn insecure_plaintext_between_nodes(mut self) -> Self {
-        self.listening().transport = Some(super::grpc::Transport::Plaintext);
+        self.listen.transport = Some(super::grpc::Transport::Plaintext);
         self
     }
 
     /// Where [`Node::get`] starts a server that runs nowhere ([`Asked`](super::Asked) by
     /// default).
     pub fn placement(mut self, placement: impl super::Placement) -> Self {
-        self.listening().placement = Arc::new(placement);
+        self.listen.placement = Arc::new(placement);
         self
     }
 
     /// The largest message or reply sent or taken, encoded (4 MiB by default). A larger one is
     /// refused with [`Undelivered::TooLarge`](crate::Undelivered::TooLarge) before it is sent.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
-        self.listening().max_message = bytes.max(1024);
+        self.listen.max_message = bytes.max(1024);
         self
     }
 }

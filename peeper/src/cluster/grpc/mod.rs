@@ -98,19 +98,20 @@ impl Drop for Remoting {
     }
 }
 
-/// How a node listens: what `NodeBuilder` collected.
+/// How a node listens: what `NodeBuilder` collected. The node listens only when `bind` is set
+/// (`NodeBuilder::listen`); the other settings may come before or after it.
 pub(crate) struct Listen {
-    pub(crate) bind: SocketAddr,
+    pub(crate) bind: Option<SocketAddr>,
     pub(crate) advertise: Option<String>,
     pub(crate) transport: Option<Transport>,
     pub(crate) placement: Arc<dyn Placement>,
     pub(crate) max_message: usize,
 }
 
-impl Listen {
-    pub(crate) fn new(bind: SocketAddr) -> Self {
+impl Default for Listen {
+    fn default() -> Self {
         Listen {
-            bind,
+            bind: None,
             advertise: None,
             transport: None,
             placement: Arc::new(Asked),
@@ -153,18 +154,20 @@ impl Remoting {
     /// Binds, serves, and publishes the node; returns what the node keeps.
     pub(crate) async fn start(
         node: &Arc<NodeInner>,
+        bind: SocketAddr,
         listen: Listen,
         served: HashMap<&'static str, Arc<dyn Serve>>,
     ) -> Result<Remoting, ListenError> {
         let transport = listen.transport.ok_or(ListenError::NoTransport)?;
-        let listener = tokio::net::TcpListener::bind(listen.bind)
-            .await
-            .map_err(|error| ListenError::Bind {
-                address: listen.bind.to_string(),
-                reason: error.to_string(),
-            })?;
+        let listener =
+            tokio::net::TcpListener::bind(bind)
+                .await
+                .map_err(|error| ListenError::Bind {
+                    address: bind.to_string(),
+                    reason: error.to_string(),
+                })?;
         let bound = listener.local_addr().map_err(|error| ListenError::Bind {
-            address: listen.bind.to_string(),
+            address: bind.to_string(),
             reason: error.to_string(),
         })?;
         let address = listen.advertise.unwrap_or_else(|| bound.to_string());
