@@ -161,23 +161,6 @@ pub enum Undelivered {
     },
 }
 
-/// `error` and its causes, on one line (each cause that its outer text does not already
-/// repeat): drivers often say only "db error" or "transport error", with the reason in a source.
-#[cfg(feature = "postgres")]
-pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 fn cap_text(limit: Option<usize>) -> String {
     match limit {
         Some(limit) => format!("{limit} bytes"),

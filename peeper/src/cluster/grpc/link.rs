@@ -14,10 +14,10 @@ use super::Remoting;
 use super::wire::{INVOKE, Invoke, Message, Outcome, WireCodec};
 use crate::branch::{Commands, Control};
 use crate::cluster::{Node, NodeInner};
-use crate::error::with_causes as chain;
 use crate::mailbox::{Envelope, Timed};
 use crate::remote::{Remote, Wire};
 use crate::store::postgres::Route;
+use crate::store::postgres::with_causes as chain;
 use crate::store::{Key, NodeId, Persist};
 use crate::{Branch, CallError, Client, DEFAULT_CALL_TIMEOUT, Exit, Undelivered};
 

@@ -52,9 +52,9 @@ pub(crate) use self::serve::{Serve, Serving};
 pub use self::tls::ClusterTls;
 pub(crate) use self::tls::Transport;
 use super::{Node, NodeInner};
-use crate::error::with_causes as chain;
 use crate::remote::Remote;
 use crate::store::postgres::Route;
+use crate::store::postgres::with_causes as chain;
 use crate::store::{Key, NodeId, Persist};
 use crate::{CallError, Undelivered};
 

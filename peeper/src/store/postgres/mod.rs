@@ -248,7 +248,7 @@ fn millis(duration: Duration) -> i64 {
 /// A [`StoreError::Backend`] with the whole chain of causes: the driver's own text is often only
 /// "db error", with PostgreSQL's message in its source.
 fn backend(error: impl std::error::Error) -> StoreError {
-    StoreError::backend(format!("postgres: {}", crate::error::with_causes(&error)))
+    StoreError::backend(format!("postgres: {}", with_causes(&error)))
 }
 
 impl fmt::Debug for Postgres {
@@ -262,4 +262,20 @@ impl fmt::Debug for Postgres {
             .field("held", &self.leases().held.len())
             .finish_non_exhaustive()
     }
+}
+
+/// `error` and its causes, on one line (each cause that its outer text does not already
+/// repeat): drivers often say only "db error" or "transport error", with the reason in a source.
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
