@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tokio::time::Sleep;
 
+use crate::erased;
 use crate::mailbox::KeyedCall;
 use crate::mailbox::{Caller, Envelope, Timed};
 use crate::retained::{IdempotencyKey, ReplyCodec, Retainable};
@@ -252,11 +253,13 @@ impl<S: Server> Client<S> {
         let client = self.clone();
         // The deadline is taken now, not when the timer task first runs (a scheduler turn later).
         let deadline = tokio::time::Instant::now() + delay;
-        let task = tokio::spawn(async move {
+        let timer = Box::pin(async move {
             tokio::time::sleep_until(deadline).await;
             // A branch that ended meanwhile drops the message, as a dead process would.
             let _ = client.enqueue(envelope);
+            None
         });
+        let task = erased::spawn_on(&tokio::runtime::Handle::current(), timer);
         Ok(Timer {
             task: task.abort_handle(),
         })

@@ -2,6 +2,7 @@
 //! `S: Persist` is known (in [`Builder::store`](crate::Builder::store)) so that the rest of the
 //! runtime needs no such bound.
 
+use std::any::Any;
 use std::fmt;
 use std::time::Duration;
 
@@ -21,6 +22,12 @@ pub(crate) struct Durable<S: crate::Server> {
     /// For a remote server of a cluster node (`grpc`): what takes the mailbox when the server
     /// moves to another node (handed off, fenced), so that its clients follow it there.
     pub(crate) forward: Option<Forward<S>>,
+    /// What only a durable branch runs (its claim and load at start, its last write,
+    /// hibernation and revival), set where `S: Persist` is known: the supervision's
+    /// `DurablePaths<S>`, which this module, below the supervisor's, cannot name. A server
+    /// without a store never reaches that code, and through this pointer its crate does not
+    /// compile it either.
+    pub(crate) paths: &'static (dyn Any + Send + Sync),
 }
 
 /// Takes the mailbox (and the branch) of a server that moved to another node.
@@ -29,7 +36,7 @@ pub(crate) type Forward<S> = std::sync::Arc<
 >;
 
 impl<S: crate::Server> Durable<S> {
-    pub(crate) fn new(storage: Storage) -> Self
+    pub(crate) fn new(storage: Storage, paths: &'static (dyn Any + Send + Sync)) -> Self
     where
         S: Persist,
     {
@@ -40,6 +47,7 @@ impl<S: crate::Server> Durable<S> {
             decode: store::decode::<S>,
             claim: None,
             forward: None,
+            paths,
         }
     }
 
@@ -196,6 +204,7 @@ impl<S: crate::Server> Clone for Durable<S> {
             decode: self.decode,
             claim: self.claim,
             forward: self.forward.clone(),
+            paths: self.paths,
         }
     }
 }

@@ -10,11 +10,11 @@
 
 use std::any::Any;
 use std::mem;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc};
 
+use crate::erased::catch_once;
 use crate::keep::Keep;
 use crate::mailbox::Envelope;
 use crate::panics::panic_message;
@@ -80,7 +80,7 @@ impl<S: Server> Cell<S> {
         }
         let live = &*self.live;
         let scratch = &mut self.scratch;
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| S::Keep::copy(live, scratch))) {
+        if let Err(payload) = catch_once(|| S::Keep::copy(live, scratch)) {
             self.scratch = None;
             return Err(Exit::Panicked {
                 message: format!("keeping the state panicked: {}", panic_message(&*payload)),
@@ -105,13 +105,11 @@ impl<S: Server> Cell<S> {
         }
         if let Some(good) = &self.good {
             let live = self.live.untracked_mut();
-            catch_unwind(AssertUnwindSafe(|| S::Keep::restore(good, live))).map_err(|payload| {
-                Exit::InitFailed {
-                    message: format!(
-                        "restoring the kept state panicked: {}",
-                        panic_message(&*payload)
-                    ),
-                }
+            catch_once(|| S::Keep::restore(good, live)).map_err(|payload| Exit::InitFailed {
+                message: format!(
+                    "restoring the kept state panicked: {}",
+                    panic_message(&*payload)
+                ),
             })?;
         }
         self.needs_restore = false;
@@ -121,10 +119,8 @@ impl<S: Server> Cell<S> {
     /// Replaces the last good state with `kept` and brings the live state to it (crash-loop reset).
     pub(crate) fn reset_to(&mut self, kept: &Kept<S>) -> Result<(), Exit> {
         let live = self.live.untracked_mut();
-        catch_unwind(AssertUnwindSafe(|| S::Keep::restore(kept, live))).map_err(|payload| {
-            Exit::InitFailed {
-                message: format!("resetting the state panicked: {}", panic_message(&*payload)),
-            }
+        catch_once(|| S::Keep::restore(kept, live)).map_err(|payload| Exit::InitFailed {
+            message: format!("resetting the state panicked: {}", panic_message(&*payload)),
         })?;
         self.needs_restore = false;
         self.commit(None)
@@ -321,7 +317,7 @@ pub(crate) async fn run<S: Server>(
 /// Runs a listener callback; a panic in it is the listener's bug, logged, and never the end of
 /// the keeper (which would be the end of the branch's memory).
 fn guarded(callback: &'static str, call: impl FnOnce()) {
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(call)) {
+    if let Err(payload) = catch_once(call) {
         let payload: &(dyn Any + Send) = &*payload;
         tracing::error!(callback, panic = %panic_message(payload), "listener panicked; the event is skipped");
     }

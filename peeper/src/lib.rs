@@ -152,6 +152,7 @@ mod context;
 mod durable;
 mod dynamic;
 mod entities;
+mod erased;
 mod error;
 mod exit;
 mod fingerprint;

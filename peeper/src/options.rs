@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::durable::Durable;
 use crate::keeper::BoxedListener;
-use crate::store::{Persist, Storage};
+
 use crate::{Client, DynamicSupervisor, Listener, Server};
 
 /// What to do when the kept state itself cannot start: several incarnations in a row fail in
@@ -315,45 +315,6 @@ impl<S: Server, C: From<Client<S>>> Builder<S, C> {
     /// ```
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
         self.options.start_timeout = Some(timeout);
-        self
-    }
-}
-
-impl<S: Persist, C: From<Client<S>>> Builder<S, C> {
-    /// Makes the server durable: its state is written to `storage` after every handler that
-    /// changed it (see [`WritePolicy`]), and a start under a name that has a stored state starts
-    /// from that state instead of the one given to the builder (after migrating it if it is older;
-    /// see [`Persist`]). Needs a [`name`](Builder::name): the stored state's key is
-    /// ([`Persist::KIND`], name).
-    ///
-    /// ```
-    /// use peeper::store::{Memory, Storage};
-    ///
-    /// #[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
-    /// pub struct Tally { n: u64 }
-    ///
-    /// #[peeper::server]
-    /// impl Tally {
-    ///     #[call]
-    ///     fn bump(&mut self) -> u64 { self.n += 1; self.n }
-    /// }
-    ///
-    /// impl peeper::Persist for Tally { const KIND: &'static str = "tally"; }
-    ///
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let storage = Storage::new(Memory::new());
-    /// let start = || Tally::builder(Tally::default()).name("t").store(storage.clone()).on_stop(peeper::OnStop::Keep);
-    ///
-    /// let tally = start().start().await?;
-    /// assert_eq!(tally.bump().await?, 1);
-    /// tally.stop().await?;                       // `OnStop::Keep`: the state stays stored
-    ///
-    /// let tally = start().start().await?;        // the same name: it starts from the store
-    /// assert_eq!(tally.bump().await?, 2);
-    /// # Ok(()) }
-    /// ```
-    pub fn store(mut self, storage: impl Into<Storage>) -> Self {
-        self.durable = Some(Durable::new(storage.into()));
         self
     }
 }

@@ -3,9 +3,9 @@
 
 use std::task::Poll;
 
-use super::{Supervisor, leave, receive_unhooked, release};
+use super::durably::{LastWrite, durable_paths};
+use super::{Supervisor, leave, receive_unhooked};
 use crate::keeper::Event;
-use crate::options::OnStop;
 use crate::worker;
 use crate::{Context, Exit, Server};
 
@@ -53,47 +53,17 @@ impl<S: Server> Supervisor<S> {
             // key may be claimed again here already, and a release would free that claim.
             let status = branch.inner.status.borrow();
             let keeps_claim = !matches!(exit, Exit::Fenced { .. }) && !status.abandoned;
-            if let (Some(durable), Some(name), true) = (&self.durable, branch.name(), keeps_claim) {
-                let key = durable.key(name);
-                let stored = if status.ready.is_none() {
-                    // `init` never completed: nothing of this branch's is worth storing.
-                    Ok(())
-                } else if matches!(exit, Exit::Normal | Exit::Stopped { .. })
-                    && self.options.on_stop == OnStop::Wipe
-                {
-                    // A wipe that fails leaves an older state stored, which the next start reads:
-                    // nothing acknowledged is lost by it, so it is not retried, and the stop
-                    // completes (logged).
-                    let wipe = durable.write(key.clone(), None);
-                    if let Err(error) = durable.storage.submit(wipe).await {
-                        tracing::error!(server = branch.server(), name, %error, "could not wipe the stored state");
-                    }
-                    Ok(())
-                } else {
-                    // Every other end keeps the state for the next start: make sure the last one
-                    // is there (a batched write may be pending).
-                    // With the records of keyed calls not written yet.
-                    let records = cell
-                        .retained
-                        .as_deref()
-                        .map(|retained| retained.unwritten.take())
-                        .unwrap_or_default();
-                    match durable.encode(&key, &cell.live) {
-                        Ok(bytes) => {
-                            Box::pin(durable.store_last(&branch, &key, bytes, records)).await
-                        }
-                        Err(error) => Err(error),
-                    }
-                };
-                match stored {
-                    // The claim made at start (or revival) ends with the branch, after its last
-                    // write, and only then: released after a failed write, it would let another
-                    // node revive an older state.
-                    Ok(()) => release(durable, &key).await,
-                    Err(error) => {
-                        tracing::error!(server = branch.server(), name, %error, "could not store the last state; the claim is kept");
-                    }
-                }
+            if let (Some(durable), true) = (&self.durable, keeps_claim) {
+                let last_write = durable_paths(durable).last_write;
+                last_write(LastWrite {
+                    durable,
+                    options: &self.options,
+                    cell: &mut cell,
+                    branch: &branch,
+                    exit: &exit,
+                    started: status.ready.is_some(),
+                })
+                .await;
             }
         }
         drop(ctx);

@@ -9,6 +9,7 @@ use tokio::sync::{Mutex, mpsc};
 use super::{Parts, Supervisor, leave, receive_unhooked, release, spawn};
 use crate::branch::Commands;
 use crate::durable::Durable;
+use crate::erased;
 use crate::keeper::{BoxedListener, Cell, Event, Kept};
 use crate::mailbox::Envelope;
 use crate::options::Options;
@@ -157,71 +158,75 @@ impl<S: Server> Sleeping<S> {
     /// Loads the state from the store and starts the branch again, with every message that
     /// arrived meanwhile still queued.
     fn revive(self, runtime: &Handle) {
-        runtime.spawn(async move {
-            let mut this = self;
-            let branch = this.client.branch().clone();
-            branch.tasks().task = Some(tokio::task::id());
-            let loaded = match (&mut this.durable, this.options.name.as_deref()) {
-                // Claimed again first, as at start: hibernating released it.
-                (Some(durable), Some(name)) => {
-                    let key = durable.key(name);
-                    match durable.claim(&key).await {
-                        Ok(claim) => {
-                            let loaded = durable.load(&key).await;
-                            if matches!(loaded, Ok(Some(_))) {
-                                durable.claim = Some(claim.claim());
-                                claim.hand_to_branch();
-                            } else {
-                                claim.release().await;
+        erased::spawn_on(
+            runtime,
+            Box::pin(async move {
+                let mut this = self;
+                let branch = this.client.branch().clone();
+                branch.tasks().task = Some(tokio::task::id());
+                let loaded = match (&mut this.durable, this.options.name.as_deref()) {
+                    // Claimed again first, as at start: hibernating released it.
+                    (Some(durable), Some(name)) => {
+                        let key = durable.key(name);
+                        match durable.claim(&key).await {
+                            Ok(claim) => {
+                                let loaded = durable.load(&key).await;
+                                if matches!(loaded, Ok(Some(_))) {
+                                    durable.claim = Some(claim.claim());
+                                    claim.hand_to_branch();
+                                } else {
+                                    claim.release().await;
+                                }
+                                loaded
                             }
-                            loaded
+                            Err(error) => Err(error),
                         }
-                        Err(error) => Err(error),
                     }
+                    _ => Ok(None),
+                };
+                if !matches!(loaded, Ok(Some(_))) {
+                    // Let go of the store before the end is published (see `end`).
+                    drop(this.durable.take());
                 }
-                _ => Ok(None),
-            };
-            if !matches!(loaded, Ok(Some(_))) {
-                // Let go of the store before the end is published (see `end`).
-                drop(this.durable.take());
-            }
-            match loaded {
-                Ok(Some(state)) => {
-                    let parts = this.into_parts(state);
-                    branch
-                        .inner
-                        .status
-                        .send_modify(|status| status.hibernating = false);
-                    tracing::info!(server = branch.server(), name = branch.name(), "revived");
-                    // In a task of its own, not this one: this one's future has room for the
-                    // claim and the load, and a revived server would keep that room (the size
-                    // of a store's futures) for the rest of its life.
-                    spawn(parts, &Handle::current());
-                }
-                Ok(None) => finish_unrevived::<S>(
-                    &branch,
-                    this.mailbox,
-                    Exit::ReviveFailed {
-                        message: "the stored state is gone".to_owned(),
-                    },
-                ),
-                // Another node started the server while it slept here: it lives on there.
-                Err(StoreError::OwnedElsewhere { node, .. }) => {
-                    finish_unrevived::<S>(
+                match loaded {
+                    Ok(Some(state)) => {
+                        let parts = this.into_parts(state);
+                        branch
+                            .inner
+                            .status
+                            .send_modify(|status| status.hibernating = false);
+                        tracing::info!(server = branch.server(), name = branch.name(), "revived");
+                        // In a task of its own, not this one: this one's future has room for the
+                        // claim and the load, and a revived server would keep that room (the size
+                        // of a store's futures) for the rest of its life.
+                        spawn(parts, &Handle::current());
+                    }
+                    Ok(None) => finish_unrevived::<S>(
                         &branch,
                         this.mailbox,
-                        Exit::Fenced { owner: Some(node) },
-                    );
+                        Exit::ReviveFailed {
+                            message: "the stored state is gone".to_owned(),
+                        },
+                    ),
+                    // Another node started the server while it slept here: it lives on there.
+                    Err(StoreError::OwnedElsewhere { node, .. }) => {
+                        finish_unrevived::<S>(
+                            &branch,
+                            this.mailbox,
+                            Exit::Fenced { owner: Some(node) },
+                        );
+                    }
+                    Err(error) => finish_unrevived::<S>(
+                        &branch,
+                        this.mailbox,
+                        Exit::ReviveFailed {
+                            message: error.to_string(),
+                        },
+                    ),
                 }
-                Err(error) => finish_unrevived::<S>(
-                    &branch,
-                    this.mailbox,
-                    Exit::ReviveFailed {
-                        message: error.to_string(),
-                    },
-                ),
-            }
-        });
+                None
+            }),
+        );
     }
 }
 

@@ -8,19 +8,21 @@
 //! caller hears why), lets the listener run `on_terminate`, frees the name and leaves its dynamic
 //! supervisor, then marks the branch finished.
 
+mod durably;
 mod end;
 mod hibernation;
 mod start;
 
+use durably::durable_paths;
 pub(crate) use start::start;
+use start::within;
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
-
-use futures::FutureExt;
 
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
@@ -30,6 +32,7 @@ use tokio::time::Instant;
 
 use crate::branch::{Commands, Control, Moving};
 use crate::durable::Durable;
+use crate::erased::{self, Erased, Guarded};
 use crate::keep::Keep;
 use crate::keeper::{self, BoxedListener, Event, Kept, SharedCell};
 use crate::mailbox::Envelope;
@@ -132,8 +135,9 @@ struct Listening<S: Server> {
     events: keeper::Changes<S>,
     /// Given to each worker: state changes, if the listener wants them.
     changes: Option<keeper::Changes<S>>,
-    /// The listener's task, which hands the listener back when it ends.
-    task: JoinHandle<BoxedListener<S>>,
+    /// The listener's task, which hands the listener back when it ends (spawned through the
+    /// one non-generic path, its output erased: see [`erased`](crate::erased)).
+    task: JoinHandle<Erased>,
 }
 
 impl<S: Server> Listening<S> {
@@ -149,7 +153,11 @@ impl<S: Server> Listening<S> {
         drop((events, changes));
         // A listener's task that panicked outside a callback (a bug of this crate) took the
         // listener with it; the branch goes on without it.
-        task.await.ok()
+        let listener = task.await.ok().flatten()?;
+        listener
+            .downcast::<BoxedListener<S>>()
+            .ok()
+            .map(|listener| *listener)
     }
 }
 
@@ -196,7 +204,11 @@ impl<S: Server> Supervisor<S> {
                 .try_lock()
                 .ok()
                 .and_then(|mut cell| S::Keep::share(&mut cell.good));
-            let task = tokio::spawn(keeper::run(Arc::clone(&cell), heard, listener, previous));
+            let run = keeper::run(Arc::clone(&cell), heard, listener, previous);
+            let task = erased::spawn_on(
+                &Handle::current(),
+                Box::pin(async move { Some(Box::new(run.await) as Box<dyn Any + Send>) }),
+            );
             Box::new(Listening {
                 events,
                 changes,
@@ -255,11 +267,14 @@ impl<S: Server> Supervisor<S> {
                 // suspended at, as an abort of its task would: with it, its lock on the cell, at the
                 // end of this block.
                 let end = {
-                    let mut running =
-                        std::pin::pin!(AssertUnwindSafe(worker.run(guard)).catch_unwind());
+                    let worker = std::pin::pin!(worker.run(guard));
+                    let mut running = Guarded {
+                        branch: None,
+                        future: worker,
+                    };
                     std::future::poll_fn(|cx| {
                         loop {
-                            if let Poll::Ready(ended) = running.as_mut().poll(cx) {
+                            if let Poll::Ready(ended) = Pin::new(&mut running).poll(cx) {
                                 return Poll::Ready(ended.unwrap_or_else(|payload| {
                                     WorkerEnd::Crashed {
                                         exit: Exit::panicked(&*payload),
@@ -322,7 +337,15 @@ impl<S: Server> Supervisor<S> {
                     // Unconstrained by tokio's budget: `unhook` must not find it spent (the awaits
                     // on the way are the listener's end and the claim's release, both bounded).
                     Next::Hibernate => {
-                        return Box::pin(tokio::task::unconstrained(self.hibernate())).await;
+                        let Some(hibernate) = self
+                            .durable
+                            .as_deref()
+                            .map(|durable| durable_paths(durable).hibernate)
+                        else {
+                            // Cannot happen: only a durable worker goes idle.
+                            continue;
+                        };
+                        return tokio::task::unconstrained(hibernate(self)).await;
                     }
                 }
             }

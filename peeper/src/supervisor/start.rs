@@ -8,6 +8,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{Mutex, mpsc};
 use tokio::time::Instant;
 
+use super::durably::{ClaimAndLoad, durable_paths};
 use super::{Parts, spawn};
 use crate::branch::Control;
 use crate::keep::Keep;
@@ -90,32 +91,21 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
                     server: std::any::type_name::<S>(),
                 });
             }
-            // Claimed before it is read: in a cluster the claim fences the previous owner, so
-            // what is read after it is final (see `Store::claim`).
-            let key = durable.key(name);
-            let guard = within(deadline, durable.claim(&key))
-                .await
-                .ok_or(StartError::Timeout(timeout))?
-                .map_err(StartError::Store)?;
-            match within(deadline, durable.load(&key)).await {
-                Some(Ok(stored)) => {
-                    claim = Some(guard);
-                    match stored {
-                        Some((stored, fingerprint)) => {
-                            from_store = Some(fingerprint);
-                            stored
-                        }
-                        None => state,
-                    }
+            let claim_and_load = durable_paths(durable).claim_and_load;
+            let (guard, stored) = claim_and_load(ClaimAndLoad {
+                durable,
+                name,
+                deadline,
+                timeout,
+            })
+            .await?;
+            claim = Some(guard);
+            match stored {
+                Some((stored, fingerprint)) => {
+                    from_store = Some(fingerprint);
+                    stored
                 }
-                Some(Err(error)) => {
-                    guard.release().await;
-                    return Err(StartError::Store(error));
-                }
-                None => {
-                    guard.release().await;
-                    return Err(StartError::Timeout(timeout));
-                }
+                None => state,
             }
         }
     };
@@ -273,7 +263,10 @@ impl Starting {
 }
 
 /// `future`, or `None` if `deadline` passes first.
-async fn within<F: std::future::Future>(deadline: Option<Instant>, future: F) -> Option<F::Output> {
+pub(super) async fn within<F: std::future::Future>(
+    deadline: Option<Instant>,
+    future: F,
+) -> Option<F::Output> {
     match deadline {
         None => Some(future.await),
         Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),

@@ -15,16 +15,13 @@ pub(crate) use persistence::Persistence;
 use persistence::{fenced, store_if_changed};
 use reply::{CommittedReply, Owed};
 
-use std::any::Any;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use futures::FutureExt;
 use tokio::sync::OwnedMutexGuard;
 use tokio::time::Instant;
 
-use crate::handling::Handling;
+use crate::erased::{Guarded, Payload};
 use crate::keeper::{Cell, Changes};
 use crate::mailbox::Envelope;
 use crate::panics::panic_message;
@@ -366,14 +363,13 @@ impl<S: Server> Worker<S> {
 /// Runs a handler's future in place (pinned where it was built, not moved into a wrapper: a
 /// handler's future can be large, and moving it cost a copy per message), marked as a handler of
 /// `branch` (see [`handling`](crate::handling)), and catches its panic.
-async fn guarded<F: Future>(
-    branch: BranchId,
-    handler: F,
-) -> Result<F::Output, Box<dyn Any + Send>> {
+async fn guarded<F: Future>(branch: BranchId, handler: F) -> Result<F::Output, Payload> {
     let handler = std::pin::pin!(handler);
-    AssertUnwindSafe(Handling { branch, handler })
-        .catch_unwind()
-        .await
+    Guarded {
+        branch: Some(branch),
+        future: handler,
+    }
+    .await
 }
 
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
@@ -388,7 +384,7 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 fn settle<S: Server, T>(
     cell: &mut Cell<S>,
     changes: Option<&Changes<S>>,
-    outcome: Result<T, Box<dyn Any + Send>>,
+    outcome: Result<T, Payload>,
     force: bool,
 ) -> Result<T, Exit> {
     let value = outcome.map_err(|payload| Exit::panicked(&*payload))?;

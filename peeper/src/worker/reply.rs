@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::context::Answer;
+use crate::erased;
 use crate::mailbox::Caller;
 use crate::reply::Gate;
 use crate::store::StoreError;
@@ -103,10 +104,14 @@ impl<S: Server, W: Future<Output = Result<(), StoreError>> + Send + 'static> Dro
         };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(async move {
-                    let stored = write.await;
-                    owed.answer(stored);
-                });
+                erased::spawn_on(
+                    &runtime,
+                    Box::pin(async move {
+                        let stored = write.await;
+                        owed.answer(stored);
+                        None
+                    }),
+                );
             }
             // No runtime to wait on: the commit's outcome cannot be known here.
             Err(_) => owed.answer(Err(StoreError::Closed)),
