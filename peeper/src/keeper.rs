@@ -12,9 +12,11 @@ use std::any::Any;
 use std::mem;
 use std::sync::Arc;
 
+use tokio::runtime::Handle;
 use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinHandle;
 
-use crate::erased::catch_once;
+use crate::erased::{self, BoxFuture, Erased, catch_once};
 use crate::keep::Keep;
 use crate::mailbox::Envelope;
 use crate::panics::panic_message;
@@ -142,7 +144,55 @@ pub(crate) enum Event<S: Server> {
     Hibernate,
 }
 
-pub(crate) type BoxedListener<S> = Box<dyn Listener<S>>;
+/// A server's listener, with the loop of the task that runs it.
+///
+/// The loop is a pointer set where a listener is given ([`Builder::listener`](crate::Builder::listener)):
+/// a server without a listener never runs it, and through the pointer its crate does not
+/// compile it either.
+pub(crate) struct BoxedListener<S: Server> {
+    listener: Box<dyn Listener<S>>,
+    run: fn(Running<S>) -> BoxFuture<'static, Erased>,
+}
+
+/// What the listener's task starts from.
+type Running<S> = (SharedCell<S>, Heard<S>, BoxedListener<S>, Option<Kept<S>>);
+
+impl<S: Server> BoxedListener<S> {
+    pub(crate) fn new(listener: impl Listener<S>) -> Self {
+        BoxedListener {
+            listener: Box::new(listener),
+            run: |(cell, heard, listener, previous)| {
+                Box::pin(async move {
+                    let listener = run(cell, heard, listener, previous).await;
+                    Some(Box::new(listener) as Box<dyn Any + Send>)
+                })
+            },
+        }
+    }
+
+    /// Spawns the listener's task on the current runtime, hearing `heard`. The task hands the
+    /// listener back when it ends, as its (erased) output.
+    ///
+    /// `previous` is the state already kept (`None` at a first start): the old side of the
+    /// first `on_state_changed`.
+    pub(crate) fn spawn(
+        self,
+        cell: SharedCell<S>,
+        heard: Heard<S>,
+        previous: Option<Kept<S>>,
+    ) -> JoinHandle<Erased> {
+        let run = self.run;
+        erased::spawn_on(&Handle::current(), run((cell, heard, self, previous)))
+    }
+}
+
+impl<S: Server> std::ops::Deref for BoxedListener<S> {
+    type Target = dyn Listener<S>;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.listener
+    }
+}
 
 /// How many state changes may wait for a slow listener before they are coalesced (see
 /// [`Builder::listener_backlog`](crate::Builder::listener_backlog)).
@@ -269,10 +319,7 @@ impl<S: Server> Heard<S> {
 
 /// The listener's task: runs the listener in event order, then hands it back (a transfer moves
 /// it to the next branch).
-///
-/// `previous` is the state already kept when the task starts (`None` at a first start): the old
-/// side of the first `on_state_changed`.
-pub(crate) async fn run<S: Server>(
+async fn run<S: Server>(
     cell: SharedCell<S>,
     mut events: Heard<S>,
     listener: BoxedListener<S>,

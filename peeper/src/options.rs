@@ -205,7 +205,7 @@ impl<S: Server, C: From<Client<S>>> Builder<S, C> {
 
     /// The listener that hears about state changes, restarts and the end; see [`Listener`].
     pub fn listener(mut self, listener: impl Listener<S>) -> Self {
-        self.listener = Some(Box::new(listener));
+        self.listener = Some(BoxedListener::new(listener));
         self
     }
 

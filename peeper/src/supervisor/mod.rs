@@ -17,7 +17,6 @@ use durably::durable_paths;
 pub(crate) use start::start;
 use start::within;
 
-use std::any::Any;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -32,7 +31,7 @@ use tokio::time::Instant;
 
 use crate::branch::{Commands, Control, Moving};
 use crate::durable::Durable;
-use crate::erased::{self, Erased, Guarded};
+use crate::erased::{Erased, Guarded};
 use crate::keep::Keep;
 use crate::keeper::{self, BoxedListener, Event, Kept, SharedCell};
 use crate::mailbox::Envelope;
@@ -204,11 +203,7 @@ impl<S: Server> Supervisor<S> {
                 .try_lock()
                 .ok()
                 .and_then(|mut cell| S::Keep::share(&mut cell.good));
-            let run = keeper::run(Arc::clone(&cell), heard, listener, previous);
-            let task = erased::spawn_on(
-                &Handle::current(),
-                Box::pin(async move { Some(Box::new(run.await) as Box<dyn Any + Send>) }),
-            );
+            let task = listener.spawn(Arc::clone(&cell), heard, previous);
             Box::new(Listening {
                 events,
                 changes,

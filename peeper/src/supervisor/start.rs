@@ -3,6 +3,7 @@
 //! spawn, and the wait for the first `init`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::sync::{Mutex, mpsc};
@@ -11,8 +12,10 @@ use tokio::time::Instant;
 use super::durably::{ClaimAndLoad, durable_paths};
 use super::{Parts, spawn};
 use crate::branch::Control;
+use crate::erased::BoxFuture;
 use crate::keep::Keep;
 use crate::keeper::Cell;
+use crate::options::Options;
 use crate::{Branch, Builder, Client, CrashLoop, Exit, Server, StartError, registry};
 
 impl<S: Server, C: From<Client<S>>> Builder<S, C> {
@@ -39,6 +42,9 @@ impl<S: Server, C: From<Client<S>>> Builder<S, C> {
 }
 
 /// Starts a branch from `builder`; the client once the first `init` has completed.
+///
+/// Only what needs the server's type is here; the checks and the wait for `init` are written
+/// once for every server type ([`check`], [`Starting::wait`]).
 pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client<S>, StartError> {
     let Builder {
         state,
@@ -48,23 +54,12 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
         mut durable,
         ..
     } = builder;
-    if options.crash_loop == CrashLoop::ResetToInitial && !S::Keep::COPIES {
-        return Err(StartError::InvalidOptions(
-            "`CrashLoop::ResetToInitial` needs a strategy that keeps a copy; `InPlace` keeps none",
-        ));
-    }
-    if !S::Keep::COPIES && listener.as_ref().is_some_and(|l| l.wants_state_changes()) {
-        return Err(StartError::InvalidOptions(
-            "`InPlace` keeps no copy of the state, so the listener's `on_state_changed` could never \
-             be called: keep with `Snapshot` or `Projection`, or return `false` from \
-             `Listener::wants_state_changes`",
-        ));
-    }
-    if options.idle_after.is_some() && durable.is_none() {
-        return Err(StartError::InvalidOptions(
-            "`idle_after` needs a store (`Builder::store`): a hibernating server keeps its state there",
-        ));
-    }
+    check(
+        &options,
+        S::Keep::COPIES,
+        listener.as_ref().is_some_and(|l| l.wants_state_changes()),
+        durable.is_some(),
+    )?;
     // Every await from the claim to the spawn is guarded: dropped there (a start under a
     // timeout), the start gives its claim up.
     let timeout = options.start_timeout.unwrap_or_default();
@@ -75,11 +70,6 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
     let mut from_store = None;
     let state = match (&durable, &options.name) {
         (None, _) => state,
-        (Some(_), None) => {
-            return Err(StartError::InvalidOptions(
-                "a durable server needs a name (`Builder::name`): its stored state is keyed by it",
-            ));
-        }
         // A stored state wins over the one given: this is how a durable server comes back.
         (Some(durable), Some(name)) => {
             // Checked before the claim too: a second start of a running name must not claim
@@ -108,6 +98,8 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
                 None => state,
             }
         }
+        // Refused by `check`.
+        (Some(_), None) => unreachable!("a durable server without a name is refused by `check`"),
     };
     // Every write of the branch is made under its claim.
     if let (Some(durable), Some(claim)) = (&mut durable, &claim) {
@@ -126,13 +118,16 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
     );
     let (mailbox, inbox) = mpsc::unbounded_channel();
     let client = Client::new(mailbox, branch.clone());
+    let starting = Starting {
+        branch: branch.clone(),
+        unregister: registry::unregister::<S>,
+        claim,
+        armed: true,
+    };
     if let Some(name) = &options.name
         && let Err(taken) = registry::register(name, &client)
     {
-        if let Some(claim) = claim {
-            claim.release().await;
-        }
-        return Err(taken);
+        return Err(starting.refused(taken, false).await);
     }
     let mut cell = Cell::new(state, inbox);
     cell.from_store = from_store;
@@ -143,10 +138,7 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
     let immediate = S::__INIT_IS_DEFAULT && durable.is_none() && listener.is_none();
     if immediate {
         if let Err(exit) = cell.commit(None) {
-            if let Some(name) = &options.name {
-                registry::unregister::<S>(name, branch.id());
-            }
-            return Err(StartError::Init(exit));
+            return Err(starting.refused(StartError::Init(exit), true).await);
         }
         branch
             .inner
@@ -166,43 +158,50 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
     let runtime = match &supervisor {
         Some(supervisor) => match supervisor.adopt(&client) {
             Some(runtime) => runtime,
-            None => {
-                if let Some(name) = &parts.options.name {
-                    registry::unregister::<S>(name, branch.id());
-                }
-                if let Some(claim) = claim {
-                    claim.release().await;
-                }
-                return Err(StartError::SupervisorStopped);
-            }
+            None => return Err(starting.refused(StartError::SupervisorStopped, true).await),
         },
         None => Handle::current(),
     };
     spawn(parts, &runtime);
     if immediate {
-        tracing::info!(server = branch.server(), name = branch.name(), id = %branch.id(), "started");
-        return Ok(client);
+        starting.done();
+    } else {
+        starting.wait(deadline, timeout).await?;
     }
-    // Until `init` has completed, the start is still the caller's: dropped here, it takes the
-    // branch down with it rather than leave a server running that nobody asked to wait for.
-    let starting = Starting {
-        branch: branch.clone(),
-        unregister: registry::unregister::<S>,
-        claim,
-        armed: true,
-    };
-    match within(deadline, branch.ready()).await {
-        Some(Ok(())) => {}
-        Some(Err(Exit::Ignored)) => return Err(StartError::Ignored),
-        Some(Err(exit)) => return Err(StartError::Init(exit)),
-        None => {
-            starting.undo().await;
-            return Err(StartError::Timeout(timeout));
-        }
-    }
-    starting.done();
-    tracing::info!(server = branch.server(), name = branch.name(), id = %branch.id(), "started");
     Ok(client)
+}
+
+/// The options of a start that cannot work together, refused before anything is made.
+fn check(
+    options: &Options,
+    copies: bool,
+    wants_state_changes: bool,
+    durable: bool,
+) -> Result<(), StartError> {
+    let refuse = |why| Err(StartError::InvalidOptions(why));
+    if options.crash_loop == CrashLoop::ResetToInitial && !copies {
+        return refuse(
+            "`CrashLoop::ResetToInitial` needs a strategy that keeps a copy; `InPlace` keeps none",
+        );
+    }
+    if !copies && wants_state_changes {
+        return refuse(
+            "`InPlace` keeps no copy of the state, so the listener's `on_state_changed` could never \
+             be called: keep with `Snapshot` or `Projection`, or return `false` from \
+             `Listener::wants_state_changes`",
+        );
+    }
+    if options.idle_after.is_some() && !durable {
+        return refuse(
+            "`idle_after` needs a store (`Builder::store`): a hibernating server keeps its state there",
+        );
+    }
+    if durable && options.name.is_none() {
+        return refuse(
+            "a durable server needs a name (`Builder::name`): its stored state is keyed by it",
+        );
+    }
+    Ok(())
 }
 
 /// A branch spawned by a start that has not returned yet.
@@ -226,6 +225,49 @@ impl Starting {
         if let Some(claim) = self.claim.take() {
             claim.hand_to_branch();
         }
+        let branch = &self.branch;
+        tracing::info!(server = branch.server(), name = branch.name(), id = %branch.id(), "started");
+    }
+
+    /// The start failed before the branch was spawned: frees the name if `registered`, and
+    /// gives the claim up, waiting for the release. Boxed, and not generic: see
+    /// [`erased`](crate::erased).
+    fn refused(mut self, error: StartError, registered: bool) -> BoxFuture<'static, StartError> {
+        self.armed = false;
+        if registered && let Some(name) = self.branch.name() {
+            (self.unregister)(name, self.branch.id());
+        }
+        let claim = self.claim.take();
+        Box::pin(async move {
+            if let Some(claim) = claim {
+                claim.release().await;
+            }
+            error
+        })
+    }
+
+    /// Waits for the first `init` of the spawned branch, within `deadline`. Until it has
+    /// completed, the start is still the caller's: dropped here, it takes the branch down with
+    /// it rather than leave a server running that nobody asked to wait for. Boxed, and not
+    /// generic: see [`erased`](crate::erased).
+    fn wait(
+        self,
+        deadline: Option<Instant>,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<(), StartError>> {
+        Box::pin(async move {
+            match within(deadline, self.branch.ready()).await {
+                Some(Ok(())) => {}
+                Some(Err(Exit::Ignored)) => return Err(StartError::Ignored),
+                Some(Err(exit)) => return Err(StartError::Init(exit)),
+                None => {
+                    self.undo().await;
+                    return Err(StartError::Timeout(timeout));
+                }
+            }
+            self.done();
+            Ok(())
+        })
     }
 
     /// The start timed out: stops the branch, waits until it has ended (its tasks are gone and

@@ -99,7 +99,11 @@ impl<S: Server> Worker<S> {
             Found::New => {
                 let branch = client.branch().id();
                 ctx.begin_call(reply);
-                let out = guarded(branch, S::handle_call(&mut cell.live, call, ctx)).await;
+                let out = guarded(
+                    branch,
+                    std::pin::pin!(S::handle_call(&mut cell.live, call, ctx)),
+                )
+                .await;
                 let answer = ctx.end_call();
                 let value = match settle(cell, changes, out, false) {
                     Ok(value) => value,

@@ -16,6 +16,7 @@ use persistence::{fenced, store_if_changed};
 use reply::{CommittedReply, Owed};
 
 use std::future::Future;
+use std::pin::{Pin, pin};
 use std::time::Duration;
 
 use tokio::sync::OwnedMutexGuard;
@@ -90,7 +91,8 @@ impl<S: Server> Worker<S> {
             // The locals of `init`'s outcome live in this block only: one alive across a later
             // await would take room in the task for its whole life.
             {
-                let init = Box::pin(guarded(branch, S::init(&mut cell.live, &mut ctx))).await;
+                let init =
+                    guarded(branch, Box::pin(S::init(&mut cell.live, &mut ctx)).as_mut()).await;
                 let init = match init {
                     Ok(Ok(())) => Ok(()),
                     // GenServer's `:ignore`: not a crash, and nothing to restart. What `init` changed
@@ -249,7 +251,8 @@ impl<S: Server> Worker<S> {
                     Job::Message(Envelope::Call { call, reply }) => {
                         ctx.begin_call(reply);
                         let out =
-                            guarded(branch, S::handle_call(&mut cell.live, call, &mut ctx)).await;
+                            guarded(branch, pin!(S::handle_call(&mut cell.live, call, &mut ctx)))
+                                .await;
                         let answer = ctx.end_call();
                         match settle(cell, changes, out, false) {
                             // Nothing to store (no store, or a `&self` handler): answer now.
@@ -304,18 +307,22 @@ impl<S: Server> Worker<S> {
                     }
                     Job::Message(Envelope::Cast(cast)) | Job::Continue(cast) => {
                         let out =
-                            guarded(branch, S::handle_cast(&mut cell.live, cast, &mut ctx)).await;
+                            guarded(branch, pin!(S::handle_cast(&mut cell.live, cast, &mut ctx)))
+                                .await;
                         settle(cell, changes, out, false)
                     }
                     Job::Message(Envelope::Info(info)) => {
                         let out =
-                            guarded(branch, S::handle_info(&mut cell.live, info, &mut ctx)).await;
+                            guarded(branch, pin!(S::handle_info(&mut cell.live, info, &mut ctx)))
+                                .await;
                         settle(cell, changes, out, false)
                     }
                     Job::Timeout => {
-                        let out =
-                            Box::pin(guarded(branch, S::handle_timeout(&mut cell.live, &mut ctx)))
-                                .await;
+                        let out = guarded(
+                            branch,
+                            Box::pin(S::handle_timeout(&mut cell.live, &mut ctx)).as_mut(),
+                        )
+                        .await;
                         settle(cell, changes, out, false)
                     }
                     Job::Message(Envelope::Stop(reason)) => {
@@ -360,16 +367,15 @@ impl<S: Server> Worker<S> {
     }
 }
 
-/// Runs a handler's future in place (pinned where it was built, not moved into a wrapper: a
-/// handler's future can be large, and moving it cost a copy per message), marked as a handler of
-/// `branch` (see [`handling`](crate::handling)), and catches its panic.
-async fn guarded<F: Future>(branch: BranchId, handler: F) -> Result<F::Output, Payload> {
-    let handler = std::pin::pin!(handler);
+/// A handler's future, pinned where it was built (a handler's future can be large, and moving it
+/// into a wrapper cost a copy per message), to be polled marked as a handler of `branch` (see
+/// [`handling`](crate::handling)), its panic caught. Not an `async fn`: that would be one more
+/// future type per handler, compiled for every server type.
+fn guarded<F: Future>(branch: BranchId, handler: Pin<&mut F>) -> Guarded<'_, F> {
     Guarded {
         branch: Some(branch),
         future: handler,
     }
-    .await
 }
 
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
@@ -405,7 +411,7 @@ pub(crate) async fn terminate<S: Server>(cell: &mut Cell<S>, reason: &Exit, ctx:
     }
     let branch = ctx.client().branch().clone();
     let state = cell.live.untracked_mut();
-    if let Err(payload) = guarded(branch.id(), state.terminate(reason, ctx)).await {
+    if let Err(payload) = guarded(branch.id(), pin!(state.terminate(reason, ctx))).await {
         let message = panic_message(&*payload);
         tracing::error!(server = std::any::type_name::<S>(), panic = %message, "terminate panicked");
         branch
