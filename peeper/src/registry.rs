@@ -20,33 +20,45 @@ fn names() -> MutexGuard<'static, HashMap<(TypeId, String), Entry>> {
 }
 
 pub(crate) fn register<S: Server>(name: &str, client: &Client<S>) -> Result<(), StartError> {
+    let entry = Entry {
+        branch: client.branch().id(),
+        client: Box::new(client.clone()),
+    };
+    insert(TypeId::of::<S>(), std::any::type_name::<S>(), name, entry)
+}
+
+// The map's work is done in functions without type parameters, compiled once here rather than
+// in every crate for every server type (see `erased`).
+fn insert(
+    server: TypeId,
+    server_name: &'static str,
+    name: &str,
+    entry: Entry,
+) -> Result<(), StartError> {
     let mut names = names();
-    let key = (TypeId::of::<S>(), name.to_owned());
+    let key = (server, name.to_owned());
     if names.contains_key(&key) {
         return Err(StartError::NameTaken {
             name: name.to_owned(),
-            server: std::any::type_name::<S>(),
+            server: server_name,
         });
     }
-    names.insert(
-        key,
-        Entry {
-            branch: client.branch().id(),
-            client: Box::new(client.clone()),
-        },
-    );
+    names.insert(key, entry);
     Ok(())
 }
 
 pub(crate) fn unregister<S: Server>(name: &str, branch: BranchId) {
+    remove(TypeId::of::<S>(), name, branch);
+}
+
+fn remove(server: TypeId, name: &str, branch: BranchId) {
     let mut names = names();
-    let key = (TypeId::of::<S>(), name.to_owned());
+    let key = (server, name.to_owned());
     if names.get(&key).is_some_and(|entry| entry.branch == branch) {
         names.remove(&key);
     }
 }
 
-/// Whether any server type has a running server named `name`.
 pub(crate) fn is_registered(name: &str) -> bool {
     names().keys().any(|(_, registered)| registered == name)
 }
@@ -75,7 +87,17 @@ pub(crate) fn is_registered(name: &str) -> bool {
 /// ```
 #[must_use]
 pub fn whereis<S: Server>(name: &str) -> Option<Client<S>> {
+    let mut found = None;
+    look_up(TypeId::of::<S>(), name, &mut |client| {
+        found = client.downcast_ref::<Client<S>>().cloned();
+    });
+    found
+}
+
+/// Runs `found` on the client registered under `name`, under the registry's lock.
+fn look_up(server: TypeId, name: &str, found: &mut dyn FnMut(&(dyn Any + Send + Sync))) {
     let names = names();
-    let entry = names.get(&(TypeId::of::<S>(), name.to_owned()))?;
-    entry.client.downcast_ref::<Client<S>>().cloned()
+    if let Some(entry) = names.get(&(server, name.to_owned())) {
+        found(&*entry.client);
+    }
 }

@@ -11,13 +11,14 @@
 mod durably;
 mod end;
 mod hibernation;
+mod restarts;
 mod start;
 
 use durably::durable_paths;
+use restarts::{Decision, Restarts};
 pub(crate) use start::start;
 use start::within;
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -27,8 +28,6 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use tokio::time::Instant;
-
 use crate::branch::{Commands, Control, Moving};
 use crate::durable::Durable;
 use crate::erased::{Erased, Guarded};
@@ -37,7 +36,7 @@ use crate::keeper::{self, BoxedListener, Event, Kept, SharedCell};
 use crate::mailbox::Envelope;
 use crate::options::Options;
 use crate::worker::{Persistence, Worker, WorkerEnd};
-use crate::{Branch, Client, CrashLoop, Exit, Server, registry};
+use crate::{Branch, Client, Exit, Server, registry};
 
 /// Everything a branch is made of, apart from its tasks: what a transfer moves.
 pub(crate) struct Parts<S: Server> {
@@ -121,10 +120,7 @@ struct Supervisor<S: Server> {
     /// The link to the listener's task; only with a listener (boxed: most servers have none,
     /// and this sits in the task's future).
     listening: Option<Box<Listening<S>>>,
-    /// When the recent restarts happened, oldest first, pruned to the window.
-    restarts: VecDeque<Instant>,
-    failed_starts: u32,
-    reset_since_start: bool,
+    restarts: Restarts,
     durable: Option<Box<Durable<S>>>,
 }
 
@@ -218,9 +214,7 @@ impl<S: Server> Supervisor<S> {
             incarnation,
             commands,
             listening,
-            restarts: VecDeque::new(),
-            failed_starts: 0,
-            reset_since_start: false,
+            restarts: Restarts::default(),
             durable,
         }
     }
@@ -347,109 +341,57 @@ impl<S: Server> Supervisor<S> {
         }
     }
 
-    /// Decides between a restart and the end after a crash.
+    /// Decides between a restart and the end after a crash (see [`Restarts::decide`]).
     async fn on_crash(&mut self, exit: Exit, started: bool) -> Next {
-        let branch = self.client.branch().clone();
-        tracing::error!(server = branch.server(), name = branch.name(), incarnation = self.incarnation, %exit, "worker crashed");
-        {
+        Restarts::crashed(self.client.branch(), self.incarnation, &exit);
+        let stopping = {
             let mut cell = self.cell.lock().await;
             cell.needs_restore = true;
-            // Killed while running `terminate` for a stop (a panic there is caught): the stop
-            // stands, or `stop()` would wait forever for a branch that restarted instead.
-            // `terminate` is not run a second time.
-            if let Some(exit) = cell.stopping.take().map(|exit| *exit) {
-                return Next::End {
-                    exit,
-                    terminate: false,
-                };
-            }
-        }
-        if branch.inner.status.borrow().ready.is_none() {
-            // The first `init` failed: a start error, not a restart.
+            cell.stopping.take()
+        };
+        // Killed while running `terminate` for a stop (a panic there is caught): the stop
+        // stands, or `stop()` would wait forever for a branch that restarted instead.
+        // `terminate` is not run a second time.
+        if let Some(exit) = stopping {
             return Next::End {
-                exit,
+                exit: *exit,
                 terminate: false,
             };
         }
-
-        let now = Instant::now();
-        self.restarts.push_back(now);
-        while self
-            .restarts
-            .front()
-            .is_some_and(|&at| now.duration_since(at) > self.options.within)
-        {
-            self.restarts.pop_front();
-        }
-        if self.restarts.len() > self.options.max_restarts as usize {
-            let exit = Exit::RestartLimit {
-                max_restarts: self.options.max_restarts,
-                within: self.options.within,
-                last: Box::new(exit),
-            };
-            return Next::End {
-                exit,
-                terminate: true,
-            };
-        }
-
-        if started {
-            self.failed_starts = 0;
-            self.reset_since_start = false;
-        }
-        // A kill says nothing about the state, so it neither counts nor clears the count.
-        if exit != Exit::Killed && !started {
-            self.failed_starts += 1;
-            if self.failed_starts >= self.options.crash_loop_after
-                && let Some(next) = self.on_crash_loop(&exit).await
-            {
-                return next;
+        let branch = self.client.branch();
+        let decision = self.restarts.decide(
+            branch,
+            &self.options,
+            exit.clone(),
+            started,
+            self.initial.is_some(),
+        );
+        match decision {
+            Decision::Restart => {}
+            Decision::End { exit, terminate } => return Next::End { exit, terminate },
+            Decision::Reset { give_up } => {
+                let initial = self.initial.as_ref().map(Arc::clone);
+                let reset = match initial {
+                    Some(initial) => self.cell.lock().await.reset_to(&initial),
+                    None => Ok(()),
+                };
+                if let Err(reset) = reset {
+                    tracing::error!(%reset, "could not reset to the initial state");
+                    return Next::End {
+                        exit: give_up,
+                        terminate: true,
+                    };
+                }
+                self.restarts.reset();
             }
         }
-
         self.incarnation += 1;
-        branch
-            .inner
-            .status
-            .send_modify(|status| status.restarts += 1);
-        tracing::warn!(
-            server = branch.server(),
-            name = branch.name(),
-            incarnation = self.incarnation,
-            "restarting worker"
-        );
+        Restarts::restarting(self.client.branch(), self.incarnation);
         self.tell(Event::Restart {
             incarnation: self.incarnation,
             reason: exit,
         });
         Next::Restart
-    }
-
-    /// Applies the crash-loop policy; `None` to go on restarting.
-    async fn on_crash_loop(&mut self, exit: &Exit) -> Option<Next> {
-        let give_up = Next::End {
-            exit: Exit::CrashLoop {
-                crashes: self.failed_starts,
-                last: Box::new(exit.clone()),
-            },
-            terminate: true,
-        };
-        match (&self.options.crash_loop, &self.initial) {
-            (CrashLoop::ResetToInitial, Some(initial)) if !self.reset_since_start => {
-                tracing::warn!(
-                    server = self.client.branch().server(),
-                    "crash loop: falling back to the initial state"
-                );
-                if let Err(reset) = self.cell.lock().await.reset_to(initial) {
-                    tracing::error!(%reset, "could not reset to the initial state");
-                    return Some(give_up);
-                }
-                self.reset_since_start = true;
-                self.failed_starts = 0;
-                None
-            }
-            _ => Some(give_up),
-        }
     }
 
     /// Ends this supervisor's keeper with `last` (which says why: hibernation or transfer) and
