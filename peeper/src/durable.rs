@@ -59,6 +59,11 @@ impl<S: crate::Server> Durable<S> {
         (self.encode)(key, state)
     }
 
+    /// How the state is encoded for the store.
+    pub(crate) fn encoder(&self) -> fn(&Key, &S) -> Result<Vec<u8>, StoreError> {
+        self.encode
+    }
+
     /// A write of `bytes` (`None`: a delete) to `key`, under the branch's claim.
     pub(crate) fn write(&self, key: Key, bytes: Option<Vec<u8>>) -> Write {
         let write = match bytes {

@@ -233,7 +233,6 @@ impl<S: Server> Supervisor<S> {
                 let persistence = self
                     .durable
                     .as_deref()
-                    .cloned()
                     .zip(self.options.name.as_deref())
                     .map(|(durable, name)| {
                         let key = durable.key(name);

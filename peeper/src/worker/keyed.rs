@@ -49,8 +49,9 @@ impl<S: Server> Worker<S> {
         if !retained.loaded
             && let Some(persistence) = persistence.as_deref()
         {
-            let stored = persistence.durable.storage.retained(&persistence.key).await;
-            if let Err(error) = stored.and_then(|stored| retained.load(&persistence.key, stored)) {
+            let writes = &persistence.writes;
+            let stored = writes.storage.retained(&writes.key).await;
+            if let Err(error) = stored.and_then(|stored| retained.load(&writes.key, stored)) {
                 refuse(reply, CallError::Store(error));
                 return Keyed::Done;
             }
@@ -141,7 +142,7 @@ impl<S: Server> Worker<S> {
                     owed.answer(Ok(()));
                     return Keyed::Done;
                 };
-                let stored = Box::pin(CommittedReply::<S, _>::new(Some(owed), write).send()).await;
+                let stored = Box::pin(CommittedReply::<S>::new(Some(owed), write).send()).await;
                 match fenced(&stored) {
                     Some(exit) => Keyed::Fenced(exit),
                     None => Keyed::Done,
@@ -162,7 +163,7 @@ pub(super) fn record_key<S: crate::Server>(
     persistence: Option<&Persistence<S>>,
 ) -> Key {
     match persistence {
-        Some(persistence) => persistence.key.clone(),
+        Some(persistence) => persistence.writes.key.clone(),
         None => Key::new(branch.server(), branch.name().unwrap_or_default()),
     }
 }

@@ -140,7 +140,7 @@ impl<S: Server> Worker<S> {
                         persistence.holds(&cell.live, fingerprint)
                             && records.is_none_or(Unwritten::is_empty)
                     });
-                    (!stored).then(|| Box::pin(persistence.write(&cell.live, records)))
+                    (!stored).then(|| persistence.write(&cell.live, records))
                 });
                 if let Some(written) = written {
                     let written = written.await;
@@ -202,9 +202,8 @@ impl<S: Server> Worker<S> {
                                         last_message = Instant::now();
                                         continue 'messages;
                                     };
-                                    let flush = persistence
-                                        .flush(&cell.live, unwritten(&cell.retained))
-                                        .map(Box::pin);
+                                    let flush =
+                                        persistence.flush(&cell.live, unwritten(&cell.retained));
                                     let flushed = match flush {
                                         Some(flush) => flush.await,
                                         None => Ok(()),
@@ -270,12 +269,12 @@ impl<S: Server> Worker<S> {
                                     &mut persistence,
                                     &cell.live,
                                     unwritten(&cell.retained),
-                                );
+                                )
+                                .unwrap_or_else(|| Box::pin(std::future::ready(Ok(()))));
                                 // Written: the common write below must not write it again.
                                 cell.live.reset();
                                 let stored = Box::pin(
-                                    CommittedReply::<S, _>::new(Owed::of(answer, value), write)
-                                        .send(),
+                                    CommittedReply::<S>::new(Owed::of(answer, value), write).send(),
                                 )
                                 .await;
                                 if let Some(exit) = fenced(&stored) {
@@ -343,12 +342,12 @@ impl<S: Server> Worker<S> {
                 timeout_at = ctx.take_timeout().map(|timeout| Instant::now() + timeout);
                 // Checked first: building the store's future costs a copy per message for nothing.
                 if persistence.is_some() {
-                    let stored = Box::pin(store_if_changed(
-                        &mut persistence,
-                        &cell.live,
-                        unwritten(&cell.retained),
-                    ))
-                    .await;
+                    let write =
+                        store_if_changed(&mut persistence, &cell.live, unwritten(&cell.retained));
+                    let stored = match write {
+                        Some(write) => write.await,
+                        None => Ok(()),
+                    };
                     if let Some(exit) = fenced(&stored) {
                         return WorkerEnd::Stopped(exit);
                     }

@@ -1,23 +1,34 @@
 //! A durable worker's link to its store: write-through, batches, and what a failed write
 //! leaves to do.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::time::Instant;
 
 use crate::durable::Durable;
+use crate::erased::BoxFuture;
 use crate::options::WritePolicy;
 use crate::retained::Unwritten;
-use crate::store::{Key, StoreError};
+use crate::store::{Claim, Key, Storage, StoreError, Write};
 use crate::{Exit, Server, Tracked};
 
 /// A durable worker's link to its store.
+///
+/// Only the encoding needs the server's type; the rest ([`Writes`]) is written, and compiled,
+/// once for every server type, and its writes are boxed futures made here.
 pub(crate) struct Persistence<S: Server> {
-    pub(crate) durable: Durable<S>,
+    encode: fn(&Key, &S) -> Result<Vec<u8>, StoreError>,
+    pub(crate) writes: Writes,
+}
+
+/// The part of a durable worker's link that needs no server type.
+pub(crate) struct Writes {
+    pub(crate) storage: Storage,
     pub(crate) key: Key,
-    pub(crate) policy: WritePolicy,
+    /// The claim the branch runs under: every write carries it.
+    claim: Option<Claim>,
+    policy: WritePolicy,
     /// Batched policy: when the oldest change not yet submitted was made.
     unwritten_since: Option<Instant>,
     /// Set from each write's submission until its commit succeeds: a write that failed leaves
@@ -27,14 +38,21 @@ pub(crate) struct Persistence<S: Server> {
     behind: Arc<AtomicBool>,
 }
 
+/// A write on its way to the store: it completes with the commit.
+pub(crate) type Written = BoxFuture<'static, Result<(), StoreError>>;
+
 impl<S: Server> Persistence<S> {
-    pub(crate) fn new(durable: Durable<S>, key: Key, policy: WritePolicy) -> Self {
+    pub(crate) fn new(durable: &Durable<S>, key: Key, policy: WritePolicy) -> Self {
         Persistence {
-            durable,
-            key,
-            policy,
-            unwritten_since: None,
-            behind: Arc::default(),
+            encode: durable.encoder(),
+            writes: Writes {
+                storage: durable.storage.clone(),
+                key,
+                claim: durable.claim,
+                policy,
+                unwritten_since: None,
+                behind: Arc::default(),
+            },
         }
     }
 
@@ -42,68 +60,85 @@ impl<S: Server> Persistence<S> {
     /// it for the next batch.
     ///
     /// The state is encoded before anything is awaited: `S` need not be `Sync`.
-    pub(super) fn changed(
-        &mut self,
-        state: &S,
-        records: Option<&Unwritten>,
-    ) -> Option<impl Future<Output = Result<(), StoreError>> + Send + 'static> {
-        match self.policy {
-            WritePolicy::Through => Some(self.write(state, records)),
-            WritePolicy::Batched(_) => {
-                self.unwritten_since.get_or_insert_with(Instant::now);
-                None
-            }
-        }
+    pub(super) fn changed(&mut self, state: &S, records: Option<&Unwritten>) -> Option<Written> {
+        self.writes.through().then(|| self.write(state, records))
     }
 
     /// When the batch must go out, if one is waiting.
     pub(super) fn flush_at(&self) -> Option<Instant> {
+        self.writes.flush_at()
+    }
+
+    /// Writes the state if a batched change is waiting, or if the last write failed; the future
+    /// waits for the commit.
+    pub(super) fn flush(&mut self, state: &S, records: Option<&Unwritten>) -> Option<Written> {
+        self.writes
+            .must_flush(records)
+            .then(|| self.write(state, records))
+    }
+
+    /// Whether the store holds `state` as it is: its bytes have `fingerprint`.
+    pub(super) fn holds(&self, state: &S, fingerprint: u64) -> bool {
+        (self.encode)(&self.writes.key, state)
+            .is_ok_and(|bytes| crate::fingerprint::fingerprint(&bytes) == fingerprint)
+    }
+
+    /// Writes the state, with the records of keyed calls not written yet (put back for the next
+    /// write if this one fails: they never reach the store without their state, nor are lost).
+    pub(super) fn write(&mut self, state: &S, records: Option<&Unwritten>) -> Written {
+        let encoded = (self.encode)(&self.writes.key, state);
+        self.writes.write(encoded, records)
+    }
+}
+
+impl Writes {
+    /// Whether a change is written at once; else it is noted for the next batch.
+    fn through(&mut self) -> bool {
+        match self.policy {
+            WritePolicy::Through => true,
+            WritePolicy::Batched(_) => {
+                self.unwritten_since.get_or_insert_with(Instant::now);
+                false
+            }
+        }
+    }
+
+    fn flush_at(&self) -> Option<Instant> {
         match (self.policy, self.unwritten_since) {
             (WritePolicy::Batched(period), Some(since)) => Some(since + period),
             _ => None,
         }
     }
 
-    /// Writes the state if a batched change is waiting, or if the last write failed; the future
-    /// waits for the commit.
-    pub(super) fn flush(
-        &mut self,
-        state: &S,
-        records: Option<&Unwritten>,
-    ) -> Option<impl Future<Output = Result<(), StoreError>> + Send + 'static> {
+    fn must_flush(&self, records: Option<&Unwritten>) -> bool {
         let behind = self.behind.load(Ordering::Relaxed);
         let recorded = records.is_some_and(|records| !records.is_empty());
-        (self.unwritten_since.is_some() || behind || recorded).then(|| self.write(state, records))
+        self.unwritten_since.is_some() || behind || recorded
     }
 
-    /// Whether the store holds `state` as it is: its bytes have `fingerprint`.
-    pub(super) fn holds(&self, state: &S, fingerprint: u64) -> bool {
-        self.durable
-            .encode(&self.key, state)
-            .is_ok_and(|bytes| crate::fingerprint::fingerprint(&bytes) == fingerprint)
-    }
-
-    /// Writes the state, with the records of keyed calls not written yet (put back for the next
-    /// write if this one fails: they never reach the store without their state, nor are lost).
-    pub(super) fn write(
+    /// Submits `encoded` (the state's bytes, or why they could not be made) with the unwritten
+    /// `records`.
+    fn write(
         &mut self,
-        state: &S,
+        encoded: Result<Vec<u8>, StoreError>,
         records: Option<&Unwritten>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
+    ) -> Written {
         self.unwritten_since = None;
         // One worker awaits each write before it makes the next: the flag follows the last one.
         self.behind.store(true, Ordering::Relaxed);
         let behind = Arc::clone(&self.behind);
-        let encoded = self.durable.encode(&self.key, state);
         let carried = records.map(|records| (records.clone(), records.take()));
         let submitted = encoded.map(|bytes| {
-            let mut write = self.durable.write(self.key.clone(), Some(bytes));
+            let mut write = Write::put(self.key.clone(), bytes);
+            if let Some(claim) = self.claim {
+                write = write.under(claim);
+            }
             if let Some((_, changes)) = &carried {
                 write.retained.clone_from(changes);
             }
-            self.durable.storage.submit(write)
+            self.storage.submit(write)
         });
-        async move {
+        Box::pin(async move {
             let written = match submitted {
                 Ok(submitted) => submitted.await,
                 Err(error) => Err(error),
@@ -117,25 +152,20 @@ impl<S: Server> Persistence<S> {
                 }
             }
             written
-        }
+        })
     }
 }
 
-/// Writes the state to the store if the handler that just ran changed it.
+/// Writes the state to the store if the handler that just ran changed it; `None` if there is
+/// nothing to wait for.
 pub(super) fn store_if_changed<S: Server>(
     persistence: &mut Option<Box<Persistence<S>>>,
     live: &Tracked<S>,
     records: Option<&Unwritten>,
-) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
-    let write = match persistence {
+) -> Option<Written> {
+    match persistence {
         Some(persistence) if live.changed() => persistence.changed(live, records),
         _ => None,
-    };
-    async move {
-        match write {
-            Some(write) => write.await,
-            None => Ok(()),
-        }
     }
 }
 

@@ -1,8 +1,6 @@
 //! The reply a completed handler owes: sent once its state is kept (and committed, when written
 //! through), or failed if its worker is killed first.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::context::Answer;
@@ -11,6 +9,8 @@ use crate::mailbox::Caller;
 use crate::reply::Gate;
 use crate::store::StoreError;
 use crate::{CallError, Exit, Server};
+
+use super::persistence::Written;
 
 /// A completed call's reply, once its state is kept.
 pub(super) enum Owed<S: Server> {
@@ -64,21 +64,18 @@ impl<S: Server> Answer<S> {
 /// that was applied. Dropped before it replied (the worker was killed, or its runtime is shutting
 /// down), it hands the wait and the reply to a task of their own: the caller still gets the reply
 /// after the commit, or the store's error.
-pub(super) struct CommittedReply<
-    S: Server,
-    W: Future<Output = Result<(), StoreError>> + Send + 'static,
-> {
+pub(super) struct CommittedReply<S: Server> {
     /// `None` once sent, or once handed to the finishing task.
-    pending: Option<Pending<S, W>>,
+    pending: Option<Pending<S>>,
 }
 
 /// The reply owed (if any) and the commit it waits for.
-type Pending<S, W> = (Option<Owed<S>>, Pin<Box<W>>);
+type Pending<S> = (Option<Owed<S>>, Written);
 
-impl<S: Server, W: Future<Output = Result<(), StoreError>> + Send + 'static> CommittedReply<S, W> {
-    pub(super) fn new(owed: Option<Owed<S>>, write: W) -> Self {
+impl<S: Server> CommittedReply<S> {
+    pub(super) fn new(owed: Option<Owed<S>>, write: Written) -> Self {
         CommittedReply {
-            pending: Some((owed, Box::pin(write))),
+            pending: Some((owed, write)),
         }
     }
 
@@ -95,9 +92,7 @@ impl<S: Server, W: Future<Output = Result<(), StoreError>> + Send + 'static> Com
     }
 }
 
-impl<S: Server, W: Future<Output = Result<(), StoreError>> + Send + 'static> Drop
-    for CommittedReply<S, W>
-{
+impl<S: Server> Drop for CommittedReply<S> {
     fn drop(&mut self) {
         let Some((Some(owed), write)) = self.pending.take() else {
             return;
