@@ -151,38 +151,43 @@ pub(crate) enum Event<S: Server> {
 /// compile it either.
 pub(crate) struct BoxedListener<S: Server> {
     listener: Box<dyn Listener<S>>,
-    run: fn(Running<S>) -> BoxFuture<'static, Erased>,
+    run: fn(Running<S>) -> (Changes<S>, BoxFuture<'static, Erased>),
 }
 
-/// What the listener's task starts from.
-type Running<S> = (SharedCell<S>, Heard<S>, BoxedListener<S>, Option<Kept<S>>);
+/// What the listener's task starts from: the cell, the bound on waiting changes, the listener
+/// and the state already kept.
+type Running<S> = (SharedCell<S>, usize, BoxedListener<S>, Option<Kept<S>>);
 
 impl<S: Server> BoxedListener<S> {
     pub(crate) fn new(listener: impl Listener<S>) -> Self {
         BoxedListener {
             listener: Box::new(listener),
-            run: |(cell, heard, listener, previous)| {
-                Box::pin(async move {
+            run: |(cell, backlog, listener, previous)| {
+                let (changes, heard) = inbox(backlog);
+                let task = Box::pin(async move {
                     let listener = run(cell, heard, listener, previous).await;
                     Some(Box::new(listener) as Box<dyn Any + Send>)
-                })
+                });
+                (changes, task)
             },
         }
     }
 
-    /// Spawns the listener's task on the current runtime, hearing `heard`. The task hands the
-    /// listener back when it ends, as its (erased) output.
+    /// Spawns the listener's task on the current runtime, with at most `backlog` state changes
+    /// waiting for it: where to send its events, and the task, which hands the listener back
+    /// when it ends, as its (erased) output.
     ///
     /// `previous` is the state already kept (`None` at a first start): the old side of the
     /// first `on_state_changed`.
     pub(crate) fn spawn(
         self,
         cell: SharedCell<S>,
-        heard: Heard<S>,
+        backlog: usize,
         previous: Option<Kept<S>>,
-    ) -> JoinHandle<Erased> {
+    ) -> (Changes<S>, JoinHandle<Erased>) {
         let run = self.run;
-        erased::spawn_on(&Handle::current(), run((cell, heard, self, previous)))
+        let (changes, task) = run((cell, backlog, self, previous));
+        (changes, erased::spawn_on(&Handle::current(), task))
     }
 }
 
@@ -223,23 +228,44 @@ impl<S: Server> Backlog<S> {
     }
 }
 
-/// Where a worker sends state changes for the listener.
-pub(crate) struct Changes<S: Server> {
-    events: mpsc::UnboundedSender<Event<S>>,
-    backlog: Arc<Backlog<S>>,
+/// Where a worker sends state changes for the listener, and the branch its other events.
+///
+/// A trait object: the channel behind it is made only where a listener is given (see
+/// [`BoxedListener`]), so a server without a listener does not compile it.
+pub(crate) struct Changes<S: Server>(Arc<dyn Sink<S>>);
+
+/// The sending side of a listener's inbox.
+trait Sink<S: Server>: Send + Sync {
+    fn changed(&self, new: Kept<S>);
+    fn event(&self, event: Event<S>);
 }
 
 impl<S: Server> Clone for Changes<S> {
     fn clone(&self) -> Self {
-        Changes {
-            events: self.events.clone(),
-            backlog: Arc::clone(&self.backlog),
-        }
+        Changes(Arc::clone(&self.0))
     }
 }
 
 impl<S: Server> Changes<S> {
     fn send(&self, new: Kept<S>) {
+        self.0.changed(new);
+    }
+
+    /// Sends `event` (a restart, the end) after whatever waits in the overflow slot. The
+    /// listener's task may have ended already (the branch is ending): nothing to tell then.
+    pub(crate) fn send_event(&self, event: Event<S>) {
+        self.0.event(event);
+    }
+}
+
+/// A listener's inbox, seen from the branch.
+struct Inbox<S: Server> {
+    events: mpsc::UnboundedSender<Event<S>>,
+    backlog: Arc<Backlog<S>>,
+}
+
+impl<S: Server> Sink<S> for Inbox<S> {
+    fn changed(&self, new: Kept<S>) {
         use std::sync::atomic::Ordering;
         let mut overflow = self.backlog.overflow();
         if let Some((waiting, skipped)) = &mut *overflow {
@@ -257,9 +283,7 @@ impl<S: Server> Changes<S> {
         }
     }
 
-    /// Sends `event` (a restart, the end) after whatever waits in the overflow slot. The
-    /// listener's task may have ended already (the branch is ending): nothing to tell then.
-    pub(crate) fn send_event(&self, event: Event<S>) {
+    fn event(&self, event: Event<S>) {
         let mut overflow = self.backlog.overflow();
         if let Some((new, skipped)) = overflow.take() {
             let _ = self.events.send(Event::Changed { new, skipped });
@@ -269,7 +293,7 @@ impl<S: Server> Changes<S> {
 }
 
 /// The listener task's side of its inbox.
-pub(crate) struct Heard<S: Server> {
+struct Heard<S: Server> {
     events: mpsc::UnboundedReceiver<Event<S>>,
     backlog: Arc<Backlog<S>>,
 }
@@ -277,17 +301,17 @@ pub(crate) struct Heard<S: Server> {
 /// A listener's inbox: a channel of every event, in order, with at most `backlog` state changes
 /// waiting in it. The sending side is the [`Changes`] handle, for the branch's task (every event)
 /// and for its workers (state changes).
-pub(crate) fn inbox<S: Server>(backlog: usize) -> (Changes<S>, Heard<S>) {
+fn inbox<S: Server>(backlog: usize) -> (Changes<S>, Heard<S>) {
     let (events, heard) = mpsc::unbounded_channel();
     let backlog = Arc::new(Backlog {
         limit: backlog.max(1),
         waiting: std::sync::atomic::AtomicUsize::new(0),
         overflow: std::sync::Mutex::new(None),
     });
-    let changes = Changes {
+    let changes = Changes(Arc::new(Inbox {
         events,
         backlog: Arc::clone(&backlog),
-    };
+    }));
     (
         changes,
         Heard {

@@ -188,8 +188,7 @@ impl<S: Server> Supervisor<S> {
         // A moved branch keeps its queue (it belongs to the branch), with whatever waits in it.
         let commands = commands.unwrap_or_else(|| Commands::new(client.branch().clone()));
         let listening = listener.map(|listener| {
-            let (events, heard) = keeper::inbox(options.listener_backlog);
-            let changes = listener.wants_state_changes().then(|| events.clone());
+            let wants_changes = listener.wants_state_changes();
             // A branch that moved (`transfer`, or a restart after an abandoned handoff)
             // already has a kept state. The listener must start from it: with no previous
             // state it would skip the first change after the move instead of reporting it.
@@ -199,7 +198,9 @@ impl<S: Server> Supervisor<S> {
                 .try_lock()
                 .ok()
                 .and_then(|mut cell| S::Keep::share(&mut cell.good));
-            let task = listener.spawn(Arc::clone(&cell), heard, previous);
+            let (events, task) =
+                listener.spawn(Arc::clone(&cell), options.listener_backlog, previous);
+            let changes = wants_changes.then(|| events.clone());
             Box::new(Listening {
                 events,
                 changes,
