@@ -161,6 +161,7 @@ pub mod keep;
 mod keeper;
 mod kinds;
 mod listener;
+mod log;
 mod mailbox;
 mod options;
 mod panics;

@@ -151,12 +151,7 @@ pub trait Server: Sized + Send + 'static {
         ctx: &mut Context<Self>,
     ) -> impl Future<Output = ()> + Send {
         let _ = (state, info, ctx);
-        async {
-            tracing::debug!(
-                server = std::any::type_name::<Self>(),
-                "info message ignored"
-            );
-        }
+        async { crate::log::info_ignored(std::any::type_name::<Self>()) }
     }
 
     /// Runs when no message arrived within the time a handler asked for with

@@ -75,17 +75,7 @@ impl<S: Server> Supervisor<S> {
                 .await;
         }
         leave::<S>(&branch);
-        match &exit {
-            Exit::Normal
-            | Exit::Stopped { .. }
-            | Exit::Ignored
-            | Exit::Transferred
-            | Exit::Shutdown
-            | Exit::HandedOff { .. } => {
-                tracing::info!(server = branch.server(), name = branch.name(), %exit, "stopped");
-            }
-            _ => tracing::error!(server = branch.server(), name = branch.name(), %exit, "stopped"),
-        }
+        crate::log::stopped(&branch, &exit);
         // Let go of the store before saying the branch is gone: whoever waited for the end may
         // close the storage, or open its file again, next.
         drop(self.durable.take());

@@ -376,7 +376,7 @@ impl<S: Server> Supervisor<S> {
                     None => Ok(()),
                 };
                 if let Err(reset) = reset {
-                    tracing::error!(%reset, "could not reset to the initial state");
+                    crate::log::reset_failed(&reset);
                     return Next::End {
                         exit: give_up,
                         terminate: true,

@@ -120,14 +120,10 @@ impl<S: Server> Worker<S> {
                             retained.insert(&key, digest, bytes);
                         }
                     }
-                    (Answer::Now(_), Err(error)) => tracing::error!(
-                        server = client.branch().server(), %key, %error,
-                        "the reply of a keyed call could not be encoded; it is not recorded"
-                    ),
-                    _ => tracing::warn!(
-                        server = client.branch().server(), %key,
-                        "a keyed call whose handler deferred its reply is not recorded"
-                    ),
+                    (Answer::Now(_), Err(error)) => {
+                        crate::log::keyed_reply_unencodable(client.branch(), &key, &error);
+                    }
+                    _ => crate::log::keyed_reply_deferred(client.branch(), &key),
                 }
                 let Some(owed) = Owed::of(answer, value) else {
                     return Keyed::Done;

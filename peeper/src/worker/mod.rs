@@ -149,7 +149,7 @@ impl<S: Server> Worker<S> {
                     }
                     if let Err(error) = written {
                         // Not fatal: the next change writes the whole state again.
-                        tracing::error!(server = self.client.branch().server(), %error, "could not store the state after init");
+                        crate::log::store_after_init_failed(self.client.branch(), &error);
                     }
                 }
             }
@@ -159,11 +159,7 @@ impl<S: Server> Worker<S> {
                 .inner
                 .status
                 .send_modify(|status| status.ready = Some(incarnation));
-            tracing::debug!(
-                server = self.client.branch().server(),
-                incarnation,
-                "worker ready"
-            );
+            crate::log::worker_ready(self.client.branch(), incarnation);
 
             let mut last_message = Instant::now();
             // When `handle_timeout` is due, if the last handler asked for it.
@@ -219,7 +215,7 @@ impl<S: Server> Worker<S> {
                                         }
                                         Ok(()) => {}
                                         Err(error) => {
-                                            tracing::error!(server = self.client.branch().server(), %error, "could not store the state");
+                                            crate::log::store_failed(self.client.branch(), &error);
                                             // Stay awake, and try again after another idle period.
                                             last_message = Instant::now();
                                         }
@@ -353,7 +349,7 @@ impl<S: Server> Worker<S> {
                     }
                     if let Err(error) = stored {
                         // A cast or info message: nobody to tell but the log.
-                        tracing::error!(server = self.client.branch().server(), %error, "could not store the state");
+                        crate::log::store_failed(self.client.branch(), &error);
                     }
                 }
                 if let Some(reason) = ctx.take_stop() {
@@ -406,13 +402,13 @@ pub(crate) async fn terminate<S: Server>(cell: &mut Cell<S>, reason: &Exit, ctx:
     // Recorded first: a kill landing at one of `terminate`'s awaits must not undo the stop.
     cell.stopping = Some(Box::new(reason.clone()));
     if let Err(exit) = cell.restore_if_needed() {
-        tracing::error!(server = std::any::type_name::<S>(), %exit, "could not restore the state for terminate");
+        crate::log::terminate_unrestored(std::any::type_name::<S>(), &exit);
     }
     let branch = ctx.client().branch().clone();
     let state = cell.live.untracked_mut();
     if let Err(payload) = guarded(branch.id(), pin!(state.terminate(reason, ctx))).await {
         let message = panic_message(&*payload);
-        tracing::error!(server = std::any::type_name::<S>(), panic = %message, "terminate panicked");
+        crate::log::terminate_panicked(std::any::type_name::<S>(), &message);
         branch
             .inner
             .status
