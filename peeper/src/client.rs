@@ -14,6 +14,7 @@ use crate::erased;
 use crate::mailbox::KeyedCall;
 use crate::mailbox::{Caller, Envelope, Timed};
 use crate::retained::{IdempotencyKey, ReplyCodec, Retainable};
+use crate::worker::KeyedHandler;
 use crate::{Branch, CallError, Exit, SendError, Server, StopError};
 
 /// How long a call waits for its reply unless told otherwise: 5 seconds, as `GenServer.call/2`.
@@ -361,6 +362,7 @@ impl<S: Server> Idempotent<'_, S> {
                 key,
                 digest,
                 codec,
+                handler: &KeyedHandler::<S>::OF,
             }))
         };
         self.client.ask(make, self.timeout).await

@@ -58,4 +58,8 @@ pub(crate) struct KeyedCall<S: Server> {
     pub(crate) key: IdempotencyKey,
     pub(crate) digest: u64,
     pub(crate) codec: ReplyCodec<S>,
+    /// How the worker handles it: the worker's `KeyedHandler<S>`, which this module, below the
+    /// worker's, cannot name. Set where keyed calls are made, so that a program making none
+    /// does not compile the keyed path.
+    pub(crate) handler: &'static (dyn std::any::Any + Send + Sync),
 }

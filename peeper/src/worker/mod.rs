@@ -10,6 +10,7 @@ mod keyed;
 mod persistence;
 mod reply;
 
+pub(crate) use keyed::KeyedHandler;
 use keyed::{Keyed, unwritten};
 pub(crate) use persistence::Persistence;
 use persistence::{fenced, store_if_changed};
@@ -285,16 +286,16 @@ impl<S: Server> Worker<S> {
                         }
                     }
                     Job::Message(Envelope::Keyed(keyed)) => {
-                        let keyed = Self::keyed(
-                            &self.client,
-                            self.retention,
+                        let keyed = keyed::handle(keyed::Args {
+                            client: &self.client,
+                            retention: self.retention,
                             cell,
                             changes,
-                            &mut ctx,
-                            &mut persistence,
-                            *keyed,
-                        );
-                        match Box::pin(keyed).await {
+                            ctx: &mut ctx,
+                            persistence: &mut persistence,
+                            keyed: *keyed,
+                        });
+                        match keyed.await {
                             Keyed::Done => Ok(()),
                             Keyed::Crashed(exit) => Err(exit),
                             Keyed::Fenced(exit) => return WorkerEnd::Stopped(exit),
