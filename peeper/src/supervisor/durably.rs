@@ -12,6 +12,7 @@ use crate::erased::BoxFuture;
 use crate::keeper::Cell;
 use crate::options::{OnStop, Options};
 use crate::store::{Persist, Storage};
+use crate::worker::Hooks;
 use crate::{Branch, Builder, Client, Exit, Server, StartError};
 
 /// The durable paths of a server type's supervision.
@@ -22,6 +23,8 @@ pub(super) struct DurablePaths<S: Server> {
     pub(super) last_write: for<'a> fn(LastWrite<'a, S>) -> BoxFuture<'a, ()>,
     /// Parks an idle branch until its next message.
     pub(super) hibernate: fn(Supervisor<S>) -> BoxFuture<'static, ()>,
+    /// What the worker does around its handlers.
+    pub(super) worker: &'static Hooks<S>,
 }
 
 impl<S: Persist> DurablePaths<S> {
@@ -30,6 +33,7 @@ impl<S: Persist> DurablePaths<S> {
         claim_and_load: |args| Box::pin(claim_and_load(args)),
         last_write: |args| Box::pin(last_write(args)),
         hibernate: |supervisor| Box::pin(supervisor.hibernate()),
+        worker: &Hooks::ALL,
     };
 }
 

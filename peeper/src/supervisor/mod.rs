@@ -237,7 +237,8 @@ impl<S: Server> Supervisor<S> {
                     .zip(self.options.name.as_deref())
                     .map(|(durable, name)| {
                         let key = durable.key(name);
-                        Box::new(Persistence::new(durable, key, self.options.write))
+                        let hooks = durable_paths(durable).worker;
+                        Box::new(Persistence::new(durable, key, self.options.write, hooks))
                     });
                 let worker = Worker {
                     incarnation: self.incarnation,

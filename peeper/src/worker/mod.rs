@@ -6,14 +6,18 @@
 //! its supervisor. After a handler completes, the state is kept *before* the reply is sent, so a
 //! reply always stands for a kept state.
 
+mod durable;
 mod keyed;
 mod persistence;
 mod reply;
 
+use durable::{Durably, Idle};
+
+pub(crate) use durable::Hooks;
 pub(crate) use keyed::KeyedHandler;
 use keyed::{Keyed, unwritten};
 pub(crate) use persistence::Persistence;
-use persistence::{fenced, store_if_changed};
+use persistence::fenced;
 use reply::{CommittedReply, Owed};
 
 use std::future::Future;
@@ -27,7 +31,7 @@ use crate::erased::{Guarded, Payload};
 use crate::keeper::{Cell, Changes};
 use crate::mailbox::Envelope;
 use crate::panics::panic_message;
-use crate::retained::{Retention, Unwritten};
+use crate::retained::Retention;
 use crate::{BranchId, Client, Context, Exit, Ignore, Server};
 
 /// How a worker ended.
@@ -129,29 +133,18 @@ impl<S: Server> Worker<S> {
                 return WorkerEnd::Stopped(exit);
             }
             let mut persistence = self.persistence;
-            // A state just read from the store (a revival, a start on a stored state) is there
-            // already: if `init` left it as it was, there is nothing to write. Any other first
-            // state, and the state of every restart (a batched change may not have reached the
-            // store), is written.
             {
-                let from_store = cell.from_store.take();
-                let written = persistence.as_mut().and_then(|persistence| {
-                    let records = unwritten(&cell.retained);
-                    let stored = from_store.is_some_and(|fingerprint| {
-                        persistence.holds(&cell.live, fingerprint)
-                            && records.is_none_or(Unwritten::is_empty)
-                    });
-                    (!stored).then(|| persistence.write(&cell.live, records))
+                let written = persistence.as_deref_mut().and_then(|persistence| {
+                    (persistence.hooks.after_init)(Durably {
+                        persistence,
+                        cell,
+                        branch: self.client.branch(),
+                    })
                 });
-                if let Some(written) = written {
-                    let written = written.await;
-                    if let Some(exit) = fenced(&written) {
-                        return WorkerEnd::Stopped(exit);
-                    }
-                    if let Err(error) = written {
-                        // Not fatal: the next change writes the whole state again.
-                        crate::log::store_after_init_failed(self.client.branch(), &error);
-                    }
+                if let Some(written) = written
+                    && let Some(exit) = written.await
+                {
+                    return WorkerEnd::Stopped(exit);
                 }
             }
             let incarnation = self.incarnation;
@@ -194,32 +187,26 @@ impl<S: Server> Worker<S> {
                                     break 'job Job::Timeout;
                                 }
                                 Err(_elapsed) => {
-                                    let Some(persistence) = &mut persistence else {
+                                    let Some(persistence) = persistence.as_deref_mut() else {
                                         // Idle without a store: nothing to hibernate into.
                                         last_message = Instant::now();
                                         continue 'messages;
                                     };
-                                    let flush =
-                                        persistence.flush(&cell.live, unwritten(&cell.retained));
-                                    let flushed = match flush {
-                                        Some(flush) => flush.await,
-                                        None => Ok(()),
-                                    };
-                                    if let Some(exit) = fenced(&flushed) {
-                                        return WorkerEnd::Stopped(exit);
-                                    }
-                                    match flushed {
-                                        Ok(())
+                                    let idle = (persistence.hooks.idle)(Durably {
+                                        persistence,
+                                        cell,
+                                        branch: self.client.branch(),
+                                    });
+                                    match idle.await {
+                                        Idle::Stored
                                             if idle_at.is_some_and(|at| at <= Instant::now()) =>
                                         {
                                             return WorkerEnd::Idle;
                                         }
-                                        Ok(()) => {}
-                                        Err(error) => {
-                                            crate::log::store_failed(self.client.branch(), &error);
-                                            // Stay awake, and try again after another idle period.
-                                            last_message = Instant::now();
-                                        }
+                                        Idle::Stored => {}
+                                        // Stay awake, and try again after another idle period.
+                                        Idle::Failed => last_message = Instant::now(),
+                                        Idle::Fenced(exit) => return WorkerEnd::Stopped(exit),
                                     }
                                     continue 'messages;
                                 }
@@ -252,33 +239,30 @@ impl<S: Server> Worker<S> {
                         let answer = ctx.end_call();
                         match settle(cell, changes, out, false) {
                             // Nothing to store (no store, or a `&self` handler): answer now.
-                            Ok(value) if persistence.is_none() || !cell.live.changed() => {
-                                if let Some(owed) = Owed::of(answer, value) {
-                                    owed.answer(Ok(()));
+                            Ok(value) => match persistence.as_deref_mut() {
+                                // A change of a durable server: its reply waits for the write.
+                                Some(persistence) if cell.live.changed() => {
+                                    let replied = (persistence.hooks.reply)(
+                                        Durably {
+                                            persistence,
+                                            cell,
+                                            branch: self.client.branch(),
+                                        },
+                                        Owed::of(answer, value),
+                                    );
+                                    if let Some(exit) = replied.await {
+                                        return WorkerEnd::Stopped(exit);
+                                    }
+                                    Ok(())
                                 }
-                                Ok(())
-                            }
-                            Ok(value) => {
-                                // Submitted now, synchronously: from here on the change is kept and on
-                                // its way to the store, so the reply is owed whatever happens to this
-                                // worker (see `CommittedReply`).
-                                let write = store_if_changed(
-                                    &mut persistence,
-                                    &cell.live,
-                                    unwritten(&cell.retained),
-                                )
-                                .unwrap_or_else(|| Box::pin(std::future::ready(Ok(()))));
-                                // Written: the common write below must not write it again.
-                                cell.live.reset();
-                                let stored = Box::pin(
-                                    CommittedReply::<S>::new(Owed::of(answer, value), write).send(),
-                                )
-                                .await;
-                                if let Some(exit) = fenced(&stored) {
-                                    return WorkerEnd::Stopped(exit);
+                                // Nothing to store (no store, or a `&self` handler): answer now.
+                                _ => {
+                                    if let Some(owed) = Owed::of(answer, value) {
+                                        owed.answer(Ok(()));
+                                    }
+                                    Ok(())
                                 }
-                                Ok(())
-                            }
+                            },
                             Err(exit) => {
                                 answer.crashed(&exit);
                                 Err(exit)
@@ -337,21 +321,15 @@ impl<S: Server> Worker<S> {
                 }
                 // Only the last handler's request counts; a clock read only when there is one.
                 timeout_at = ctx.take_timeout().map(|timeout| Instant::now() + timeout);
-                // Checked first: building the store's future costs a copy per message for nothing.
-                if persistence.is_some() {
-                    let write =
-                        store_if_changed(&mut persistence, &cell.live, unwritten(&cell.retained));
-                    let stored = match write {
-                        Some(write) => write.await,
-                        None => Ok(()),
-                    };
-                    if let Some(exit) = fenced(&stored) {
-                        return WorkerEnd::Stopped(exit);
-                    }
-                    if let Err(error) = stored {
-                        // A cast or info message: nobody to tell but the log.
-                        crate::log::store_failed(self.client.branch(), &error);
-                    }
+                if let Some(persistence) = persistence.as_deref_mut()
+                    && let Some(stored) = (persistence.hooks.after_handler)(Durably {
+                        persistence,
+                        cell,
+                        branch: self.client.branch(),
+                    })
+                    && let Some(exit) = stored.await
+                {
+                    return WorkerEnd::Stopped(exit);
                 }
                 if let Some(reason) = ctx.take_stop() {
                     ctx.drop_continuations();

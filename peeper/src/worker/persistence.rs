@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::time::Instant;
 
+use super::durable::Hooks;
 use crate::durable::Durable;
 use crate::erased::BoxFuture;
 use crate::options::WritePolicy;
@@ -19,6 +20,8 @@ use crate::{Exit, Server, Tracked};
 /// once for every server type, and its writes are boxed futures made here.
 pub(crate) struct Persistence<S: Server> {
     encode: fn(&Key, &S) -> Result<Vec<u8>, StoreError>,
+    /// What the worker does around its handlers because it is durable.
+    pub(super) hooks: &'static Hooks<S>,
     pub(crate) writes: Writes,
 }
 
@@ -42,9 +45,15 @@ pub(crate) struct Writes {
 pub(crate) type Written = BoxFuture<'static, Result<(), StoreError>>;
 
 impl<S: Server> Persistence<S> {
-    pub(crate) fn new(durable: &Durable<S>, key: Key, policy: WritePolicy) -> Self {
+    pub(crate) fn new(
+        durable: &Durable<S>,
+        key: Key,
+        policy: WritePolicy,
+        hooks: &'static Hooks<S>,
+    ) -> Self {
         Persistence {
             encode: durable.encoder(),
+            hooks,
             writes: Writes {
                 storage: durable.storage.clone(),
                 key,
@@ -159,13 +168,14 @@ impl Writes {
 /// Writes the state to the store if the handler that just ran changed it; `None` if there is
 /// nothing to wait for.
 pub(super) fn store_if_changed<S: Server>(
-    persistence: &mut Option<Box<Persistence<S>>>,
+    persistence: &mut Persistence<S>,
     live: &Tracked<S>,
     records: Option<&Unwritten>,
 ) -> Option<Written> {
-    match persistence {
-        Some(persistence) if live.changed() => persistence.changed(live, records),
-        _ => None,
+    if live.changed() {
+        persistence.changed(live, records)
+    } else {
+        None
     }
 }
 
