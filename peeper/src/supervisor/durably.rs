@@ -13,7 +13,7 @@ use crate::keeper::Cell;
 use crate::options::{OnStop, Options};
 use crate::store::{Persist, Storage};
 use crate::worker::Hooks;
-use crate::{Branch, Builder, Client, Exit, Server, StartError};
+use crate::{Branch, Builder, Client, Exit, Server, StartError, registry};
 
 /// The durable paths of a server type's supervision.
 pub(super) struct DurablePaths<S: Server> {
@@ -86,7 +86,7 @@ impl<S: Persist, C: From<Client<S>>> Builder<S, C> {
 
 /// What a start hands to [`DurablePaths::claim_and_load`].
 pub(super) struct ClaimAndLoad<'a, S: Server> {
-    pub(super) durable: &'a Durable<S>,
+    pub(super) durable: &'a mut Durable<S>,
     pub(super) name: &'a str,
     pub(super) deadline: Option<Instant>,
     pub(super) timeout: std::time::Duration,
@@ -97,7 +97,7 @@ pub(super) type Loaded<S> = Result<(ClaimGuard, Option<(S, u64)>), StartError>;
 
 /// Claims the key, then reads it: in a cluster the claim fences the previous owner, so what is
 /// read after it is final (see `Store::claim`). Dropped at either await, the claim is given up
-/// (its guard's drop).
+/// (its guard's drop). Every write of the branch is then made under the claim.
 async fn claim_and_load<S: Server>(args: ClaimAndLoad<'_, S>) -> Loaded<S> {
     let ClaimAndLoad {
         durable,
@@ -105,13 +105,25 @@ async fn claim_and_load<S: Server>(args: ClaimAndLoad<'_, S>) -> Loaded<S> {
         deadline,
         timeout,
     } = args;
+    // Checked before the claim too: a second start of a running name must not claim (in a
+    // cluster, that would fence the running server). `register` still settles a race between
+    // two starts.
+    if registry::whereis::<S>(name).is_some() {
+        return Err(StartError::NameTaken {
+            name: name.to_owned(),
+            server: std::any::type_name::<S>(),
+        });
+    }
     let key = durable.key(name);
     let guard = within(deadline, durable.claim(&key))
         .await
         .ok_or(StartError::Timeout(timeout))?
         .map_err(StartError::Store)?;
     match within(deadline, durable.load(&key)).await {
-        Some(Ok(stored)) => Ok((guard, stored)),
+        Some(Ok(stored)) => {
+            durable.claim = Some(guard.claim());
+            Ok((guard, stored))
+        }
         Some(Err(error)) => {
             guard.release().await;
             Err(StartError::Store(error))

@@ -43,8 +43,9 @@ impl<S: Server, C: From<Client<S>>> Builder<S, C> {
 
 /// Starts a branch from `builder`; the client once the first `init` has completed.
 ///
-/// Only what needs the server's type is here; the checks and the wait for `init` are written
-/// once for every server type ([`check`], [`Starting::wait`]).
+/// Only what needs the server's type is here, with two awaits: the durable server's claim and
+/// load, and the end of the start. The checks, the refusals and the wait for `init` are written
+/// once for every server type ([`check`], [`Starting`]).
 pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client<S>, StartError> {
     let Builder {
         state,
@@ -66,45 +67,28 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
     let deadline = options
         .start_timeout
         .map(|timeout| Instant::now() + timeout);
-    let mut claim = None;
-    let mut from_store = None;
-    let state = match (&durable, &options.name) {
-        (None, _) => state,
-        // A stored state wins over the one given: this is how a durable server comes back.
+    // A stored state wins over the one given: this is how a durable server comes back.
+    let loaded = match (&mut durable, &options.name) {
         (Some(durable), Some(name)) => {
-            // Checked before the claim too: a second start of a running name must not claim
-            // (in a cluster, that would fence the running server). `register` below still
-            // settles a race between two starts.
-            if registry::whereis::<S>(name).is_some() {
-                return Err(StartError::NameTaken {
-                    name: name.clone(),
-                    server: std::any::type_name::<S>(),
-                });
-            }
             let claim_and_load = durable_paths(durable).claim_and_load;
-            let (guard, stored) = claim_and_load(ClaimAndLoad {
-                durable,
-                name,
-                deadline,
-                timeout,
-            })
-            .await?;
-            claim = Some(guard);
-            match stored {
-                Some((stored, fingerprint)) => {
-                    from_store = Some(fingerprint);
-                    stored
-                }
-                None => state,
-            }
+            Some(
+                claim_and_load(ClaimAndLoad {
+                    durable,
+                    name,
+                    deadline,
+                    timeout,
+                })
+                .await?,
+            )
         }
-        // Refused by `check`.
-        (Some(_), None) => unreachable!("a durable server without a name is refused by `check`"),
+        // Without a store; `check` refused a store without a name.
+        _ => None,
     };
-    // Every write of the branch is made under its claim.
-    if let (Some(durable), Some(claim)) = (&mut durable, &claim) {
-        durable.claim = Some(claim.claim());
-    }
+    let (state, claim, from_store) = match loaded {
+        Some((claim, Some((stored, fingerprint)))) => (stored, Some(claim), Some(fingerprint)),
+        Some((claim, None)) => (state, Some(claim), None),
+        None => (state, None, None),
+    };
     let initial = (options.crash_loop == CrashLoop::ResetToInitial).then(|| {
         let mut initial = None;
         S::Keep::copy(&state, &mut initial);
@@ -124,50 +108,47 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
         claim,
         armed: true,
     };
-    if let Some(name) = &options.name
-        && let Err(taken) = registry::register(name, &client)
-    {
-        return Err(starting.refused(taken, false).await);
-    }
-    let mut cell = Cell::new(state, inbox);
-    cell.from_store = from_store;
     // A server whose `init` is the default one, with no store and no listener, has nothing to
     // wait for: its first `init` changes nothing and cannot fail (nor can a write or a listener
     // refuse it). Its state is kept here, as that `init` would keep it, and the start returns
     // once the task is spawned, as a plain actor's does.
     let immediate = S::__INIT_IS_DEFAULT && durable.is_none() && listener.is_none();
-    if immediate {
-        if let Err(exit) = cell.commit(None) {
-            return Err(starting.refused(StartError::Init(exit), true).await);
+    let launched = (|| {
+        if let Some(name) = &options.name {
+            registry::register(name, &client).map_err(|taken| (taken, false))?;
         }
-        branch
-            .inner
-            .status
-            .send_modify(|status| status.ready = Some(0));
-    }
-    let parts = Parts {
-        cell: Arc::new(Mutex::new(cell)),
-        client: client.clone(),
-        options,
-        listener,
-        initial: initial.flatten(),
-        incarnation: 0,
-        commands: None,
-        durable: durable.map(Box::new),
-    };
-    let runtime = match &supervisor {
-        Some(supervisor) => match supervisor.adopt(&client) {
-            Some(runtime) => runtime,
-            None => return Err(starting.refused(StartError::SupervisorStopped, true).await),
-        },
-        None => Handle::current(),
-    };
-    spawn(parts, &runtime);
-    if immediate {
-        starting.done();
-    } else {
-        starting.wait(deadline, timeout).await?;
-    }
+        let mut cell = Cell::new(state, inbox);
+        cell.from_store = from_store;
+        if immediate {
+            cell.commit(None)
+                .map_err(|exit| (StartError::Init(exit), true))?;
+            branch
+                .inner
+                .status
+                .send_modify(|status| status.ready = Some(0));
+        }
+        let runtime = match &supervisor {
+            Some(supervisor) => supervisor
+                .adopt(&client)
+                .ok_or((StartError::SupervisorStopped, true))?,
+            None => Handle::current(),
+        };
+        let parts = Parts {
+            cell: Arc::new(Mutex::new(cell)),
+            client: client.clone(),
+            options,
+            listener,
+            initial: initial.flatten(),
+            incarnation: 0,
+            commands: None,
+            durable: durable.map(Box::new),
+        };
+        spawn(parts, &runtime);
+        Ok(())
+    })();
+    starting
+        .finish(launched, immediate, deadline, timeout)
+        .await?;
     Ok(client)
 }
 
@@ -229,9 +210,31 @@ impl Starting {
         tracing::info!(server = branch.server(), name = branch.name(), id = %branch.id(), "started");
     }
 
+    /// Ends the start: `launched` is whether the branch was spawned (else why not, and whether
+    /// its name was registered); an `immediate` start is done at once, any other waits for the
+    /// first `init`. Not generic: see [`erased`](crate::erased).
+    fn finish(
+        self,
+        launched: Result<(), (StartError, bool)>,
+        immediate: bool,
+        deadline: Option<Instant>,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<(), StartError>> {
+        match launched {
+            Ok(()) if immediate => {
+                self.done();
+                Box::pin(std::future::ready(Ok(())))
+            }
+            Ok(()) => self.wait(deadline, timeout),
+            Err((error, registered)) => {
+                let refused = self.refused(error, registered);
+                Box::pin(async move { Err(refused.await) })
+            }
+        }
+    }
+
     /// The start failed before the branch was spawned: frees the name if `registered`, and
-    /// gives the claim up, waiting for the release. Boxed, and not generic: see
-    /// [`erased`](crate::erased).
+    /// gives the claim up, waiting for the release.
     fn refused(mut self, error: StartError, registered: bool) -> BoxFuture<'static, StartError> {
         self.armed = false;
         if registered && let Some(name) = self.branch.name() {
@@ -248,8 +251,7 @@ impl Starting {
 
     /// Waits for the first `init` of the spawned branch, within `deadline`. Until it has
     /// completed, the start is still the caller's: dropped here, it takes the branch down with
-    /// it rather than leave a server running that nobody asked to wait for. Boxed, and not
-    /// generic: see [`erased`](crate::erased).
+    /// it rather than leave a server running that nobody asked to wait for.
     fn wait(
         self,
         deadline: Option<Instant>,
