@@ -128,6 +128,26 @@
 //!   branch, next to the cell: every incarnation gets the same ones back (no copy), a transfer
 //!   moves them, and the end of the branch drops them. Writes to them are not rolled back.
 //!
+//! # What your crate compiles
+//!
+//! The runtime is generic over the server type, and a generic function is compiled again in your
+//! crate for each server type. So the runtime keeps per-type code to what needs the type (the
+//! worker's loop, the supervision around it, the start and the end). The rest is written once:
+//! - the checks of a start and the wait for its `init`;
+//! - the restart decisions;
+//! - the name registry;
+//! - catching panics and spawning side tasks (one non-generic path, `erased`);
+//! - the log events.
+//!
+//! What only some servers use is reached through pointers set where you opt in, so a server that
+//! does not use it does not compile it:
+//! - the store's paths (claim, load, writes, the last write, hibernation, revival) are set by
+//!   [`Builder::store`];
+//! - a listener's task and inbox are set by [`Builder::listener`];
+//! - the keyed-call path is set by the first keyed call in your code.
+//!
+//! `scripts/compile-time/measure.sh` measures what a 50-handler server costs to rebuild.
+//!
 //! # What each kind of crash does
 //!
 //! | crash | the crashing caller | the state | queued messages |
