@@ -146,9 +146,11 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
         spawn(parts, &runtime);
         Ok(())
     })();
-    starting
-        .finish(launched, immediate, deadline, timeout)
-        .await?;
+    match launched {
+        // Done at once, without an allocation: most servers start this way.
+        Ok(()) if immediate => starting.done(),
+        launched => starting.finish(launched, deadline, timeout).await?,
+    }
     Ok(client)
 }
 
@@ -210,21 +212,16 @@ impl Starting {
         tracing::info!(server = branch.server(), name = branch.name(), id = %branch.id(), "started");
     }
 
-    /// Ends the start: `launched` is whether the branch was spawned (else why not, and whether
-    /// its name was registered); an `immediate` start is done at once, any other waits for the
-    /// first `init`. Not generic: see [`erased`](crate::erased).
+    /// Ends a start that was not done at once: `launched` is whether the branch was spawned
+    /// (then it waits for the first `init`), else why not, and whether its name was registered.
+    /// Not generic: see [`erased`](crate::erased).
     fn finish(
         self,
         launched: Result<(), (StartError, bool)>,
-        immediate: bool,
         deadline: Option<Instant>,
         timeout: Duration,
     ) -> BoxFuture<'static, Result<(), StartError>> {
         match launched {
-            Ok(()) if immediate => {
-                self.done();
-                Box::pin(std::future::ready(Ok(())))
-            }
             Ok(()) => self.wait(deadline, timeout),
             Err((error, registered)) => {
                 let refused = self.refused(error, registered);
