@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
-use crate::branch::{Control, Moving, Owner};
+use crate::branch::{Control, Handoff, Moving, Owner};
+use crate::supervisor::HandOver;
 use crate::{
     Branch, BranchId, Builder, Client, Exit, Server, StartError, StopError, TransferError, registry,
 };
@@ -34,8 +35,9 @@ impl<S: Server> Hosted for Hosting<S> {
         let branch = self.0.branch().clone();
         Box::pin(async move {
             let (reply, parts) = oneshot::channel();
+            let hand_over = &HandOver::<S>::OF;
             branch
-                .control(Control::Handoff(reply))
+                .control(Control::Handoff(Handoff { reply, hand_over }))
                 .map_err(|_| TransferError::Stopped(branch.exit_or_normal()))?;
             parts
                 .await

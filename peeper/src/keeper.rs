@@ -151,8 +151,11 @@ pub(crate) enum Event<S: Server> {
 /// compile it either.
 pub(crate) struct BoxedListener<S: Server> {
     listener: Box<dyn Listener<S>>,
-    run: fn(Running<S>) -> (Changes<S>, BoxFuture<'static, Erased>),
+    run: fn(Running<S>) -> Listening<S>,
 }
+
+/// Where the branch sends the listener's events, and the listener task's future.
+type Listening<S> = (Changes<S>, BoxFuture<'static, Erased>);
 
 /// What the listener's task starts from: the cell, the bound on waiting changes, the listener
 /// and the state already kept.

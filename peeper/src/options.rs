@@ -113,6 +113,10 @@ impl Default for Options {
     }
 }
 
+/// How a dynamic supervisor adopts a branch: the runtime the branch runs on, or `None` once it
+/// has shut down.
+pub(crate) type Adopt<S> = fn(&DynamicSupervisor, &Client<S>) -> Option<tokio::runtime::Handle>;
+
 /// Starts a server with options: a name, restart intensity, a crash-loop policy, a listener, a
 /// dynamic supervisor to host it.
 ///
@@ -153,7 +157,9 @@ pub struct Builder<S: Server, C = Client<S>> {
     pub(crate) state: S,
     pub(crate) options: Options,
     pub(crate) listener: Option<BoxedListener<S>>,
-    pub(crate) supervisor: Option<DynamicSupervisor>,
+    /// The dynamic supervisor to host the branch, with how it adopts a branch of this server
+    /// type (set here, so that a server never hosted does not compile the hosting code).
+    pub(crate) supervisor: Option<(DynamicSupervisor, Adopt<S>)>,
     pub(crate) durable: Option<Durable<S>>,
     client: PhantomData<fn() -> C>,
 }
@@ -229,7 +235,7 @@ impl<S: Server, C: From<Client<S>>> Builder<S, C> {
     /// Hosts the branch under a [`DynamicSupervisor`] (the same as
     /// [`DynamicSupervisor::start_child`]).
     pub fn supervisor(mut self, supervisor: &DynamicSupervisor) -> Self {
-        self.supervisor = Some(supervisor.clone());
+        self.supervisor = Some((supervisor.clone(), DynamicSupervisor::adopt::<S>));
         self
     }
 

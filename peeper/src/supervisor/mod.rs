@@ -28,15 +28,28 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::branch::{Commands, Control, Moving};
+use crate::branch::{Commands, Control, Handoff, Moving};
 use crate::durable::Durable;
-use crate::erased::{Erased, Guarded};
+use crate::erased::{BoxFuture, Erased, Guarded};
 use crate::keep::Keep;
 use crate::keeper::{self, BoxedListener, Event, Kept, SharedCell};
 use crate::mailbox::Envelope;
 use crate::options::Options;
 use crate::worker::{Persistence, Worker, WorkerEnd};
 use crate::{Branch, Client, Exit, Server, registry};
+
+/// How a branch's supervision hands its parts over to a transfer, reached through a pointer the
+/// request carries ([`Handoff::hand_over`]), so that a server never transferred does not compile
+/// it.
+pub(crate) struct HandOver<S: Server>(fn(Supervisor<S>, Parted) -> BoxFuture<'static, ()>);
+
+/// Where a transfer waits for the parts of the branch it moves.
+type Parted = oneshot::Sender<Box<dyn Moving>>;
+
+impl<S: Server> HandOver<S> {
+    /// The path, in a constant so that `&HandOver::<S>::OF` is `'static`.
+    pub(crate) const OF: Self = HandOver(|supervisor, reply| Box::pin(supervisor.hand_over(reply)));
+}
 
 /// Everything a branch is made of, apart from its tasks: what a transfer moves.
 pub(crate) struct Parts<S: Server> {
@@ -160,7 +173,7 @@ impl<S: Server> Listening<S> {
 enum Next {
     Restart,
     End { exit: Exit, terminate: bool },
-    Handoff(oneshot::Sender<Box<dyn Moving>>),
+    Handoff(Handoff),
     Hibernate,
 }
 
@@ -228,7 +241,7 @@ impl<S: Server> Supervisor<S> {
     #[allow(clippy::manual_async_fn)]
     fn run(mut self) -> impl Future<Output = ()> {
         async move {
-            let mut handoff: Option<oneshot::Sender<Box<dyn Moving>>> = None;
+            let mut handoff: Option<Handoff> = None;
             loop {
                 let guard = Arc::clone(&self.cell).lock_owned().await;
                 let persistence = self
@@ -323,7 +336,13 @@ impl<S: Server> Supervisor<S> {
                     Next::End { exit, terminate } => {
                         return Box::pin(self.end(exit, terminate)).await;
                     }
-                    Next::Handoff(reply) => return Box::pin(self.hand_over(reply)).await,
+                    Next::Handoff(handoff) => {
+                        // A handoff is asked for with its branch's own server type. Were it not,
+                        // the requester would hear `Stopped` and the branch carry on.
+                        if let Some(hand_over) = handoff.hand_over.downcast_ref::<HandOver<S>>() {
+                            return (hand_over.0)(self, handoff.reply).await;
+                        }
+                    }
                     // Unconstrained by tokio's budget: `unhook` must not find it spent (the awaits
                     // on the way are the listener's end and the claim's release, both bounded).
                     Next::Hibernate => {

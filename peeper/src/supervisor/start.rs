@@ -128,9 +128,9 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
                 .send_modify(|status| status.ready = Some(0));
         }
         let runtime = match &supervisor {
-            Some(supervisor) => supervisor
-                .adopt(&client)
-                .ok_or((StartError::SupervisorStopped, true))?,
+            Some((supervisor, adopt)) => {
+                adopt(supervisor, &client).ok_or((StartError::SupervisorStopped, true))?
+            }
             None => Handle::current(),
         };
         let parts = Parts {

@@ -16,14 +16,17 @@ use crate::{Branch, Exit, Server};
 /// A durable worker's paths.
 pub(crate) struct Hooks<S: Server> {
     /// After the first `init`: writes the state unless it is the one just read from the store.
-    pub(super) after_init: for<'a> fn(Durably<'a, S>) -> Option<BoxFuture<'a, Option<Exit>>>,
+    pub(super) after_init: for<'a> fn(Durably<'a, S>) -> Option<Fencing<'a>>,
     /// The worker was idle until a deadline: flushes a waiting batch (or a failed write).
     pub(super) idle: for<'a> fn(Durably<'a, S>) -> BoxFuture<'a, Idle>,
     /// A call changed the state: writes it, then replies (see `CommittedReply`).
-    pub(super) reply: for<'a> fn(Durably<'a, S>, Option<Owed<S>>) -> BoxFuture<'a, Option<Exit>>,
+    pub(super) reply: for<'a> fn(Durably<'a, S>, Option<Owed<S>>) -> Fencing<'a>,
     /// Any other handler: writes the state if it changed.
-    pub(super) after_handler: for<'a> fn(Durably<'a, S>) -> Option<BoxFuture<'a, Option<Exit>>>,
+    pub(super) after_handler: for<'a> fn(Durably<'a, S>) -> Option<Fencing<'a>>,
 }
+
+/// A write on its way; it ends with the exit of a fenced write, if it was refused.
+pub(super) type Fencing<'a> = BoxFuture<'a, Option<Exit>>;
 
 impl<S: Server> Hooks<S> {
     /// The table, in a constant so that `&Hooks::<S>::ALL` is `'static`.
