@@ -11,6 +11,7 @@ use super::unwritten;
 use crate::erased::BoxFuture;
 use crate::keeper::Cell;
 use crate::retained::Unwritten;
+use crate::store::StoreError;
 use crate::{Branch, Exit, Server};
 
 /// A durable worker's paths.
@@ -71,17 +72,9 @@ fn after_init<S: Server>(durably: Durably<'_, S>) -> Option<BoxFuture<'_, Option
     if stored {
         return None;
     }
-    let written = persistence.write(&cell.live, records);
-    Some(Box::pin(async move {
-        let written = written.await;
-        if let Err(error) = &written
-            && fenced(&written).is_none()
-        {
-            // Not fatal: the next change writes the whole state again.
-            crate::log::store_after_init_failed(branch, error);
-        }
-        fenced(&written)
-    }))
+    let write = persistence.write(&cell.live, records);
+    // A failure is not fatal: the next change writes the whole state again.
+    Some(fencing(write, branch, crate::log::store_after_init_failed))
 }
 
 fn idle<S: Server>(durably: Durably<'_, S>) -> BoxFuture<'_, Idle> {
@@ -131,14 +124,18 @@ fn after_handler<S: Server>(durably: Durably<'_, S>) -> Option<BoxFuture<'_, Opt
         branch,
     } = durably;
     let write = store_if_changed(persistence, &cell.live, unwritten(&cell.retained))?;
-    Some(Box::pin(async move {
-        let stored = write.await;
-        if let Err(error) = &stored
-            && fenced(&stored).is_none()
-        {
-            // A cast or info message: nobody to tell but the log.
-            crate::log::store_failed(branch, error);
+    // A cast or info message: nobody to tell of a failure but the log.
+    Some(fencing(write, branch, crate::log::store_failed))
+}
+
+/// Waits for `write`: the exit if it was fenced, else a failure goes to `failed`.
+fn fencing(write: Written, branch: &Branch, failed: fn(&Branch, &StoreError)) -> Fencing<'_> {
+    Box::pin(async move {
+        let written = write.await;
+        let fenced = fenced(&written);
+        if let (Err(error), None) = (&written, &fenced) {
+            failed(branch, error);
         }
-        fenced(&stored)
-    }))
+        fenced
+    })
 }
