@@ -16,7 +16,9 @@
 //   with_timeout  the `{S}WithTimeout` builder (a second async method per `#[call]`) and
 //                 `{S}Client::with_timeout`
 //   after         the `{S}After` builder (a second method per `#[cast]`) and `{S}Client::after`
-//   client        the typed client and both builders, with `start`/`builder`/`whereis`
+//   keyed         the `{S}Idempotent` builder (a third async method per `#[call]`, with an
+//                 idempotency key) and `{S}Client::idempotent`
+//   client        the typed client and its builders, with `start`/`builder`/`whereis`
 //                 (the input's `main` must then use `peeper::Server::start` and the enums)
 //   registration  the `inventory::submit!` that lists the server in `peeper::servers()`
 
@@ -35,7 +37,7 @@ fn main() {
     }
     for part in &drop {
         assert!(
-            ["docs", "with_timeout", "after", "client", "registration"].contains(&part.as_str()),
+            ["docs", "with_timeout", "after", "keyed", "client", "registration"].contains(&part.as_str()),
             "unknown part {part}"
         );
     }
@@ -85,9 +87,11 @@ fn transform(expanded: TokenStream, drop: &[String]) -> TokenStream {
     for mut item in file.items {
         let name = item_name(&item);
         let ends = |suffix: &str| name.as_deref().is_some_and(|n| n.ends_with(suffix));
-        let dropped = (dropping("client") && (ends("Client") || ends("WithTimeout") || ends("After")))
+        let dropped = (dropping("client")
+            && (ends("Client") || ends("WithTimeout") || ends("After") || ends("Idempotent")))
             || (dropping("with_timeout") && ends("WithTimeout"))
             || (dropping("after") && ends("After"))
+            || (dropping("keyed") && ends("Idempotent"))
             || (dropping("registration") && matches!(item, syn::Item::Macro(_)));
         if dropped {
             continue;
@@ -100,6 +104,7 @@ fn transform(expanded: TokenStream, drop: &[String]) -> TokenStream {
                 let method = f.sig.ident.to_string();
                 !((dropping("with_timeout") && method == "with_timeout" && ends("Client"))
                     || (dropping("after") && method == "after" && ends("Client"))
+                    || (dropping("keyed") && method == "idempotent" && ends("Client"))
                     || (dropping("client") && item_impl.trait_.is_none() && ["start", "builder", "whereis"].contains(&method.as_str())))
             });
             if item_impl.trait_.is_none() && item_impl.items.is_empty() {

@@ -321,6 +321,7 @@ VARIANTS = {
     "expanded": ("expanded", lambda: handlers(**FULL), {"drop": []}, "peeper's expansion as source, no macro"),
     "expanded-no-docs": ("expanded", lambda: handlers(**FULL), {"drop": ["docs"]}, "expansion without its #[doc]s"),
     "expanded-no-with-timeout": ("expanded", lambda: handlers(**FULL), {"drop": ["with_timeout"]}, "expansion without {S}WithTimeout"),
+    "expanded-no-keyed": ("expanded", lambda: handlers(**FULL), {"drop": ["keyed"]}, "expansion without {S}Idempotent"),
     "expanded-no-after": ("expanded", lambda: handlers(**FULL), {"drop": ["after"]}, "expansion without {S}After"),
     "expanded-no-registration": ("expanded", lambda: handlers(**FULL), {"drop": ["registration"]}, "expansion without inventory::submit!"),
     "expanded-no-client": ("expanded", lambda: handlers(**FULL), {"drop": ["client"], "typed_main": False}, "expansion without the typed client (main uses peeper::Client)"),
@@ -332,7 +333,8 @@ GROUPS = {
     "breakdown": [
         "peeper", "peeper-1call", "peeper-calls", "peeper-calls-ref", "peeper-calls-mut",
         "peeper-casts", "peeper-infos", "peeper-async", "ractor", "ractor-1call", "ractor-async",
-        "expanded", "expanded-no-docs", "expanded-no-with-timeout", "expanded-no-after",
+        "expanded", "expanded-no-docs", "expanded-no-with-timeout", "expanded-no-keyed",
+        "expanded-no-after",
         "expanded-no-registration", "expanded-no-client", "expanded-server-only",
     ],
 }

@@ -6,7 +6,7 @@
 # Usage: scripts/compile-time/measure.sh [--rounds N] [--breakdown-rounds N] [--compare-only]
 #                                         [--no-passes]
 #   --rounds N            rounds of the peeper / ractor / plain comparison (default 15)
-#   --breakdown-rounds N  rounds of the breakdown, 18 variants (default 11)
+#   --breakdown-rounds N  rounds of the breakdown, 19 variants (default 11)
 #   --compare-only        skip the breakdown (about 1 minute instead of 6)
 #   --no-passes           skip the untimed `-Z time-passes` / mono-item counts
 #
