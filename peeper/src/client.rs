@@ -1,21 +1,18 @@
 //! [`Client`]: the generic handle to a running server.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
-use tokio::time::Sleep;
 
+use crate::call::{Answer, Call, Replied, answered};
 use crate::erased;
 use crate::mailbox::KeyedCall;
 use crate::mailbox::{Caller, Envelope, Timed};
 use crate::retained::{IdempotencyKey, ReplyCodec, Retainable};
 use crate::worker::KeyedHandler;
-use crate::{Branch, CallError, Exit, SendError, Server, StopError};
+use crate::{Branch, CallError, SendError, Server, StopError};
 
 /// How long a call waits for its reply unless told otherwise: 5 seconds, as `GenServer.call/2`.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -55,9 +52,10 @@ impl<S: Server> Client<S> {
         Client { mailbox, branch }
     }
 
-    /// Sends a call and waits up to [`DEFAULT_CALL_TIMEOUT`] for its reply.
+    /// A call: the returned [`Call`] sends it when first polled, then waits up to
+    /// [`DEFAULT_CALL_TIMEOUT`] for its reply.
     ///
-    /// When this returns `Ok`, the state the handler produced is already kept (for a durable
+    /// When it resolves to `Ok`, the state the handler produced is already kept (for a durable
     /// server that writes through, committed to its store): a crash right after cannot undo it.
     ///
     /// # Errors
@@ -69,21 +67,28 @@ impl<S: Server> Client<S> {
     ///   state;
     /// - [`CallError::CallingSelf`] if called from a handler of this very server;
     /// - [`CallError::ReplyDropped`] if the handler took the reply handle and dropped it.
-    pub async fn call(&self, call: S::Call) -> Result<S::Reply, CallError> {
-        self.call_timeout(call, DEFAULT_CALL_TIMEOUT).await
+    pub fn call(&self, call: S::Call) -> Call<'_, S> {
+        self.call_timeout(call, DEFAULT_CALL_TIMEOUT)
     }
 
-    /// Sends a call and waits up to `timeout` for its reply.
+    /// A call that waits up to `timeout` for its reply.
     ///
     /// # Errors
     /// As [`call`](Client::call).
-    pub async fn call_timeout(
+    pub fn call_timeout(&self, call: S::Call, timeout: Duration) -> Call<'_, S> {
+        Call::new(self, call, timeout, Some)
+    }
+
+    /// What the typed client's call methods return: the call, its reply unpacked from the
+    /// server's reply type by `unpack`.
+    #[doc(hidden)]
+    pub fn __call<T>(
         &self,
         call: S::Call,
         timeout: Duration,
-    ) -> Result<S::Reply, CallError> {
-        self.ask(|reply| Envelope::Call { call, reply }, timeout)
-            .await
+        unpack: fn(S::Reply) -> Option<T>,
+    ) -> Call<'_, S, T> {
+        Call::new(self, call, timeout, unpack)
     }
 
     /// The calls of this client, made with an idempotency key: the first call with `key` runs
@@ -121,6 +126,16 @@ impl<S: Server> Client<S> {
         make: impl FnOnce(Caller<S>) -> Envelope<S>,
         timeout: Duration,
     ) -> Result<S::Reply, CallError> {
+        let answer = self.post(make, timeout)?;
+        answered(answer.await, timeout)
+    }
+
+    /// Sends the envelope `make` builds around the reply's sender: what waits for the reply.
+    pub(crate) fn post(
+        &self,
+        make: impl FnOnce(Caller<S>) -> Envelope<S>,
+        timeout: Duration,
+    ) -> Result<Replied<S::Reply>, CallError> {
         // From its own handler, the call would wait for the handler that makes it.
         if crate::handling::is_handling(self.branch.id()) {
             return Err(CallError::CallingSelf);
@@ -133,21 +148,8 @@ impl<S: Server> Client<S> {
         self.branch
             .send_waking(|| self.mailbox.send(envelope))
             .map_err(|_| CallError::Stopped(self.branch.exit_or_normal()))?;
-        match (Answer {
-            answer,
-            timeout,
-            timer: None,
-            // See `Answer`: on a multi-thread runtime the timer is armed at the first poll.
-            yielded: self.branch.on_multi_thread(),
-        })
-        .await
-        {
-            Some(Ok(answer)) => answer.map_err(|error| *error),
-            // Every path that drops a call unanswered answers it first, except a worker aborted
-            // mid-handler by `kill_worker`: that is the only way to get here.
-            Some(Err(_dropped)) => Err(CallError::Crashed(Exit::Killed)),
-            None => Err(CallError::Timeout(timeout)),
-        }
+        // See `Answer`: on a multi-thread runtime the timer is armed at the first poll.
+        Ok(Answer::new(answer, timeout, self.branch.on_multi_thread()))
     }
 
     /// Queues a cast. Never blocks and never awaits: the mailbox is unbounded, as a process's.
@@ -386,50 +388,6 @@ impl<S: Server> fmt::Debug for Idempotent<'_, S> {
             .field("key", &self.key)
             .field("timeout", &self.timeout)
             .finish()
-    }
-}
-
-/// A call's reply, or `None` once the timeout has passed.
-///
-/// `tokio::time::timeout` would register a timer for every call, and that registration (a clock
-/// read and an insertion into the timer wheel under the driver's lock) costs about a third of a
-/// call's round trip. On a current-thread runtime most replies arrive within one turn of the
-/// scheduler, so the timer is armed only if the reply is not there then: the first pending poll
-/// wakes itself instead, which puts the caller behind the worker (woken by the send) in the one
-/// run queue. The timeout therefore counts from that second poll, a scheduler turn after the
-/// send, never less than asked for.
-///
-/// On a multi-thread runtime that trick backfires: a task that wakes itself is sent to the back
-/// of its worker thread's run queue, and the reply's wake-up, which would have put the caller in
-/// the thread's next-task (LIFO) slot, finds it queued already, behind every other task there.
-/// So there the timer is armed at the first poll, and the reply, when it comes, runs the caller
-/// next. Which runtime it is, is taken from the server's (`Branch::on_multi_thread`): a caller
-/// almost always shares it.
-struct Answer<T> {
-    answer: oneshot::Receiver<T>,
-    timeout: Duration,
-    timer: Option<Pin<Box<Sleep>>>,
-    yielded: bool,
-}
-
-impl<T> Future for Answer<T> {
-    type Output = Option<Result<T, oneshot::error::RecvError>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        if let Poll::Ready(answer) = Pin::new(&mut this.answer).poll(cx) {
-            return Poll::Ready(Some(answer));
-        }
-        if !this.yielded {
-            this.yielded = true;
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        let timeout = this.timeout;
-        let timer = this
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        timer.as_mut().poll(cx).map(|()| None)
     }
 }
 

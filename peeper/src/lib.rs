@@ -165,6 +165,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod branch;
+mod call;
 mod client;
 #[cfg(feature = "postgres")]
 pub mod cluster;
@@ -197,6 +198,7 @@ mod table;
 mod worker;
 
 pub use branch::{Branch, BranchId};
+pub use call::Call;
 pub use client::Idempotent;
 pub use client::{Client, DEFAULT_CALL_TIMEOUT, Timer};
 pub use context::Context;

@@ -168,16 +168,21 @@ impl Expansion<'_> {
         }
     }
 
-    /// An `async fn` of the client or of its timeout builder for a `#[call]` handler.
+    /// A method of the client or of its timeout builder for a `#[call]` handler: the call, as a
+    /// `peeper::Call` that unpacks the handler's reply.
+    ///
+    /// Not an `async fn`: each would be a future type of its own for the compiler to check, for
+    /// every call of every server.
     fn call_method(
         &self,
         handler: &Handler<'_>,
         client: &TokenStream,
-        call: &TokenStream,
+        timeout: &TokenStream,
         errors: &str,
     ) -> TokenStream {
         let krate = self.krate;
         let reply = &self.reply;
+        let self_ty = &self.server.item.self_ty;
         let docs = self.handler_docs(
             handler,
             &format!("Calls `{}` and waits for its reply.", handler.name()),
@@ -186,25 +191,18 @@ impl Expansion<'_> {
         let variant = case::variant(handler.name());
         let message = self.message(&self.call, handler);
         let ty = reply_type(handler);
-        let mismatch = format!(
-            "the worker answers `{}::{variant}` with `{reply}::{variant}`",
-            self.call
-        );
         quote! {
             #(#docs)*
             #[doc = #errors]
             #(#cfgs)*
             #[inline]
-            // A single `#[call]` makes the mismatch arm unreachable.
+            // A single `#[call]` makes the other arm unreachable.
             #[allow(unreachable_patterns)]
-            pub async fn #method(&self, #(#params),*) -> ::core::result::Result<#ty, #krate::CallError> {
-                let __message = #message;
-                match #client.#call.await {
-                    ::core::result::Result::Ok(#reply::#variant(__reply)) => ::core::result::Result::Ok(__reply),
-                    // The worker answers each call variant with the reply variant of the same name.
-                    ::core::result::Result::Ok(_) => ::core::unreachable!(#mismatch),
-                    ::core::result::Result::Err(__error) => ::core::result::Result::Err(__error),
-                }
+            pub fn #method(&self, #(#params),*) -> #krate::Call<'_, #self_ty, #ty> {
+                #client.__call(#message, #timeout, |__reply| match __reply {
+                    #reply::#variant(__reply) => ::core::option::Option::Some(__reply),
+                    _ => ::core::option::Option::None,
+                })
             }
         }
     }

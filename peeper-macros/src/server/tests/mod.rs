@@ -178,9 +178,16 @@ fn the_counter_expands_to_every_item() {
             "into_inner"
         ]
     );
+    let get = method(client, "get");
     assert!(
-        method(client, "get").sig.asyncness.is_some(),
-        "calls are async"
+        get.sig.asyncness.is_none()
+            && get
+                .sig
+                .output
+                .to_token_stream()
+                .to_string()
+                .contains("peeper :: Call"),
+        "calls return a `peeper::Call`, not an `async fn`'s future"
     );
     assert!(
         method(client, "inc").sig.asyncness.is_none(),
