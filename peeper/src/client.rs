@@ -207,7 +207,7 @@ impl<S: Server> Client<S> {
     }
 
     /// Stops the server with a reason, GenServer's `stop(server, reason)`: as
-    /// [`stop`](Client::stop), with [`Exit::Stopped`] carrying `reason` to `terminate`, the
+    /// [`stop`](Client::stop), with [`Exit::Stopped`](crate::Exit::Stopped) carrying `reason` to `terminate`, the
     /// listener and [`Branch::ended`].
     ///
     /// # Errors
