@@ -22,9 +22,9 @@ use crate::handling::Marked;
 /// What a caught panic carries.
 pub(crate) type Payload = Box<dyn Any + Send>;
 
-/// A future whose type is erased: for tasks spawned off the hot path, and for the paths only
-/// some servers take (compiled only for them).
-pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// A future whose type is erased (the store's alias): for tasks spawned off the hot path, and
+/// for the paths only some servers take (compiled only for them).
+pub(crate) use crate::store::BoxFuture;
 
 /// Runs `run`, catching a panic in it.
 #[inline(never)]

@@ -2,8 +2,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -15,7 +13,7 @@ use super::{Node, NodeInner, Postgres};
 use crate::store::{Persist, Storage, StoreError};
 use crate::{Branch, Builder, Client, DynamicSupervisor, StartError};
 
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+use crate::store::BoxFuture;
 
 /// How a [`Node`] is built: [`Node::builder`].
 #[must_use = "a builder does nothing until `.start().await`"]

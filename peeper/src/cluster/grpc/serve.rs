@@ -2,8 +2,6 @@
 //! a server of a kind it hosts (running it first, when the caller's placement chose this node).
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -17,7 +15,7 @@ use crate::store::postgres::Route;
 use crate::store::{Key, Persist, StoreError};
 use crate::{CallError, Client, Exit, SendError, StartError, Undelivered};
 
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+use crate::store::BoxFuture;
 
 /// Hands messages to the servers of one kind.
 pub(crate) trait Serve: Send + Sync {
