@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::{Key, StoreError};
 use crate::Server;
+use crate::keep::{InPlace, Project, Projection, Snapshot};
 
 const MAGIC: &[u8; 4] = b"PEEP";
 const ENVELOPE_VERSION: u8 = 1;
@@ -109,11 +110,126 @@ impl<T: Serialize + DeserializeOwned> Storable for T {
     }
 }
 
+/// What a keep strategy stores of a durable state: what it keeps between handlers.
+///
+/// [`Snapshot`] and [`InPlace`] keep the whole state, so the whole state is stored (it must be
+/// [`Storable`]). [`Projection`] keeps what [`Project::project`] returns, so only that is stored
+/// (the projection must be [`Storable`]: `#[derive(peeper::State)]` makes it so when the kept
+/// fields are), and a revival rebuilds the rest with [`Project::rebuild`] before `init` runs,
+/// exactly as after a crash: a field marked `#[keep(skip)]` never reaches the store.
+///
+/// Implemented by the three strategies; [`Persist`] requires it of the server's
+/// [`Server::Keep`] (through [`Persistable`]), so there is nothing to write.
+///
+/// ```
+/// use peeper::keep::{Projection, Snapshot};
+/// use peeper::store::Stores;
+///
+/// fn stores<K: Stores<S>, S>() {}
+/// stores::<Snapshot, Vec<u64>>();
+///
+/// #[derive(peeper::State)]
+/// struct Session { user: String, #[keep(skip)] connection: std::cell::Cell<u8> }
+/// // A `Cell` is no serde type, but it is skipped: only `user` is stored.
+/// stores::<Projection, Session>();
+/// ```
+pub trait Stores<S> {
+    /// The stored form of `state`, in `codec`.
+    #[doc(hidden)]
+    fn __encode(state: &S, codec: Codec) -> Result<Vec<u8>, String>;
+
+    /// A state decoded from its stored form (of the current schema version).
+    #[doc(hidden)]
+    fn __decode(stored: &Stored<'_>) -> Result<S, String>;
+}
+
+impl<S: Storable> Stores<S> for Snapshot {
+    fn __encode(state: &S, codec: Codec) -> Result<Vec<u8>, String> {
+        state.__encode(codec)
+    }
+
+    fn __decode(stored: &Stored<'_>) -> Result<S, String> {
+        S::__decode(stored)
+    }
+}
+
+impl<S: Storable> Stores<S> for InPlace {
+    fn __encode(state: &S, codec: Codec) -> Result<Vec<u8>, String> {
+        state.__encode(codec)
+    }
+
+    fn __decode(stored: &Stored<'_>) -> Result<S, String> {
+        S::__decode(stored)
+    }
+}
+
+impl<S: Project<Projection: Storable>> Stores<S> for Projection {
+    fn __encode(state: &S, codec: Codec) -> Result<Vec<u8>, String> {
+        // One projection per write, as the keeper makes one per changing handler: the store
+        // is slower than the copy.
+        state.project().__encode(codec)
+    }
+
+    fn __decode(stored: &Stored<'_>) -> Result<S, String> {
+        S::Projection::__decode(stored).map(|kept| S::rebuild(&kept))
+    }
+}
+
+/// A server whose state can be stored: what its keep strategy keeps is serde's ([`Stores`]).
+/// Implemented for every such server; a trait of its own so that a server without it is told
+/// how to fix it, whichever its strategy.
+///
+/// ```
+/// #[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
+/// struct Score(u64);
+///
+/// #[peeper::server]
+/// impl Score {
+///     #[call]
+///     fn get(&self) -> u64 { self.0 }
+/// }
+///
+/// fn persistable<S: peeper::store::Persistable>() {}
+/// persistable::<Score>();
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored: what it keeps is written with serde",
+    label = "what `{Self}` keeps is not `serde::Serialize + serde::Deserialize`",
+    note = "with `Snapshot` (the default keep strategy) or `in_place`, the whole state is kept and stored: add `#[derive(serde::Serialize, serde::Deserialize)]` to `{Self}` (with serde's `derive` feature), and `#[serde(skip)]` on the fields that are not to be stored",
+    note = "with `keep = projection`, the fields `#[derive(peeper::State)]` keeps are stored: give each of them serde's derives, or mark it `#[keep(skip)]` (it is then rebuilt on revival, as after a crash)"
+)]
+pub trait Persistable: Server {
+    /// The stored form of the state, in `codec`.
+    #[doc(hidden)]
+    fn __encode(&self, codec: Codec) -> Result<Vec<u8>, String>;
+
+    /// A state decoded from its stored form (of the current schema version).
+    #[doc(hidden)]
+    fn __decode(stored: &Stored<'_>) -> Result<Self, String>;
+}
+
+#[diagnostic::do_not_recommend]
+impl<S: Server> Persistable for S
+where
+    S::Keep: Stores<S>,
+{
+    fn __encode(&self, codec: Codec) -> Result<Vec<u8>, String> {
+        <S::Keep as Stores<S>>::__encode(self, codec)
+    }
+
+    fn __decode(stored: &Stored<'_>) -> Result<S, String> {
+        <S::Keep as Stores<S>>::__decode(stored)
+    }
+}
+
 /// A server whose state can be stored: what it is called in the store, which schema version its
 /// state is, and how to bring an older one forward.
 ///
-/// The state is stored with serde. Fields that must not be stored (a connection, a cache) take
-/// `#[serde(skip)]` and are rebuilt by `init`, as after a crash.
+/// The state is stored with serde: what its keep strategy keeps is what is stored ([`Stores`]).
+/// With the default [`Snapshot`], that is the whole state: fields that must not be stored (a
+/// connection, a cache) take `#[serde(skip)]` and are rebuilt by `init`, as after a crash. With
+/// `keep = projection`, the fields marked `#[keep(skip)]` are neither kept nor stored, and the
+/// state itself needs no serde derive.
 ///
 /// ```
 /// use serde::{Deserialize, Serialize};
@@ -147,7 +263,7 @@ impl<T: Serialize + DeserializeOwned> Storable for T {
 ///     }
 /// }
 /// ```
-pub trait Persist: Server + Storable {
+pub trait Persist: Persistable {
     /// The server kind's name in the store: keep it stable across releases (it is part of every
     /// key), and distinct between server types sharing a store.
     const KIND: &'static str;

@@ -63,7 +63,7 @@ use std::sync::Arc;
 use tokio::sync::{RwLock, RwLockReadGuard};
 
 pub use self::claim::{Claim, NodeId};
-pub use self::codec::{Codec, Persist, Storable, Stored};
+pub use self::codec::{Codec, Persist, Persistable, Storable, Stored, Stores};
 pub(crate) use self::codec::{decode, encode};
 pub use self::memory::Memory;
 #[cfg(feature = "postgres-tls")]
