@@ -9,11 +9,13 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Sleep;
 
+use crate::mailbox::{Envelope, KeyedCall};
 use crate::{CallError, Client, Exit, Server};
 
 /// A call on its way to a server: a future that resolves to its reply.
 ///
-/// [`Client::call`] makes one, and so does each `#[call]` method of a typed client (which
+/// [`Client::call`] makes one, so does [`Idempotent::call`](crate::Idempotent::call), and so
+/// does each `#[call]` method of a typed client, with or without an idempotency key (which
 /// unpacks the reply into the handler's own type, `T`). The call is sent when the future is first
 /// polled: a `Call` dropped before that sends nothing. Dropped after, the call is still handled;
 /// only its reply is not waited for.
@@ -38,10 +40,18 @@ pub struct Call<'a, S: Server, T = <S as Server>::Reply> {
     client: &'a Client<S>,
     timeout: Duration,
     /// The message, until the first poll sends it.
-    call: Option<S::Call>,
+    message: Option<Outgoing<S>>,
     /// Where the reply comes, once sent.
     answer: Option<Replied<S::Reply>>,
     unpack: fn(S::Reply) -> Option<T>,
+}
+
+/// What a [`Call`] sends on its first poll.
+enum Outgoing<S: Server> {
+    Call(S::Call),
+    /// A call with an idempotency key, whole, and where its reply comes
+    /// ([`Idempotent`](crate::Idempotent)).
+    Keyed(Box<KeyedCall<S>>, Replies<S::Reply>),
 }
 
 // Nothing in a `Call` is pinned: the message is moved out to be sent, and `Answer` is `Unpin`.
@@ -57,7 +67,24 @@ impl<'a, S: Server, T> Call<'a, S, T> {
         Call {
             client,
             timeout,
-            call: Some(call),
+            message: Some(Outgoing::Call(call)),
+            answer: None,
+            unpack,
+        }
+    }
+
+    /// A call with an idempotency key: `keyed` replies through `answer`'s sender.
+    pub(crate) fn keyed(
+        client: &'a Client<S>,
+        keyed: Box<KeyedCall<S>>,
+        answer: Replies<S::Reply>,
+        timeout: Duration,
+        unpack: fn(S::Reply) -> Option<T>,
+    ) -> Self {
+        Call {
+            client,
+            timeout,
+            message: Some(Outgoing::Keyed(keyed, answer)),
             answer: None,
             unpack,
         }
@@ -69,11 +96,17 @@ impl<S: Server, T> Future for Call<'_, S, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if let Some(call) = this.call.take() {
-            match this.client.post(
-                |reply| crate::mailbox::Envelope::Call { call, reply },
-                this.timeout,
-            ) {
+        if let Some(message) = this.message.take() {
+            let sent = match message {
+                Outgoing::Call(call) => this
+                    .client
+                    .post(|reply| Envelope::Call { call, reply }, this.timeout),
+                Outgoing::Keyed(keyed, answer) => {
+                    this.client
+                        .post_replying(Envelope::Keyed(keyed), answer, this.timeout)
+                }
+            };
+            match sent {
                 Ok(answer) => this.answer = Some(answer),
                 Err(error) => return Poll::Ready(Err(error)),
             }
@@ -100,13 +133,16 @@ impl<S: Server, T> fmt::Debug for Call<'_, S, T> {
         f.debug_struct("Call")
             .field("server", &std::any::type_name::<S>())
             .field("timeout", &self.timeout)
-            .field("sent", &self.call.is_none())
+            .field("sent", &self.message.is_none())
             .finish_non_exhaustive()
     }
 }
 
 /// Where a call's reply (or the error in its place) comes.
 pub(crate) type Replied<R> = Answer<Result<R, Box<CallError>>>;
+
+/// The receiving end of a call's reply (see [`Sender`](crate::reply::Sender)).
+pub(crate) type Replies<R> = oneshot::Receiver<Result<R, Box<CallError>>>;
 
 /// A call's outcome, from what its [`Answer`] came to.
 pub(crate) fn answered<R>(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
-use crate::call::{Answer, Call, Replied, answered};
+use crate::call::{Answer, Call, Replied, Replies};
 use crate::erased;
 use crate::mailbox::KeyedCall;
 use crate::mailbox::{Caller, Envelope, Timed};
@@ -121,27 +121,27 @@ impl<S: Server> Client<S> {
     }
 
     /// Sends the envelope `make` builds around the reply's sender, and waits up to `timeout`.
-    async fn ask(
-        &self,
-        make: impl FnOnce(Caller<S>) -> Envelope<S>,
-        timeout: Duration,
-    ) -> Result<S::Reply, CallError> {
-        let answer = self.post(make, timeout)?;
-        answered(answer.await, timeout)
-    }
-
     /// Sends the envelope `make` builds around the reply's sender: what waits for the reply.
     pub(crate) fn post(
         &self,
         make: impl FnOnce(Caller<S>) -> Envelope<S>,
         timeout: Duration,
     ) -> Result<Replied<S::Reply>, CallError> {
+        let (reply, answer) = oneshot::channel();
+        self.post_replying(make(reply), answer, timeout)
+    }
+
+    /// Sends `envelope`, which replies through `answer`'s sender: what waits for the reply.
+    pub(crate) fn post_replying(
+        &self,
+        mut envelope: Envelope<S>,
+        answer: Replies<S::Reply>,
+        timeout: Duration,
+    ) -> Result<Replied<S::Reply>, CallError> {
         // From its own handler, the call would wait for the handler that makes it.
         if crate::handling::is_handling(self.branch.id()) {
             return Err(CallError::CallingSelf);
         }
-        let (reply, answer) = oneshot::channel();
-        let mut envelope = make(reply);
         if self.branch.is_link() {
             envelope = Envelope::Timed(Box::new(Timed { envelope, timeout }));
         }
@@ -306,7 +306,7 @@ pub struct Idempotent<'client, S: Server> {
     timeout: Duration,
 }
 
-impl<S: Server> Idempotent<'_, S> {
+impl<'client, S: Server> Idempotent<'client, S> {
     /// The same calls with a timeout other than the default 5 s. A timed-out call may have been
     /// applied: retry it with the same key to find out.
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -320,54 +320,48 @@ impl<S: Server> Idempotent<'_, S> {
         &self.key
     }
 
-    /// Sends a call with the key and waits for its reply (or the recorded one).
+    /// A call with the key: resolves to its reply, or to the reply recorded for the key. Sent
+    /// when first polled, as every [`Call`].
     ///
     /// # Errors
     /// As [`Client::call`], and [`CallError::KeyReused`].
-    pub async fn call(&self, call: S::Call) -> Result<S::Reply, CallError>
+    pub fn call(&self, call: S::Call) -> Call<'client, S>
     where
         S::Call: serde::Serialize,
         S::Reply: Retainable,
     {
         let digest = crate::retained::digest("", &call);
-        let codec = ReplyCodec {
-            encode: crate::retained::encode_reply::<S::Reply>,
-            decode: crate::retained::decode_reply::<S::Reply>,
-        };
-        self.send(call, digest, codec).await
+        self.__call(
+            call,
+            digest,
+            crate::retained::encode_reply::<S::Reply>,
+            crate::retained::decode_reply::<S::Reply>,
+            Some,
+        )
     }
 
     /// What the typed client's keyed methods call: the digest of the message and how to record
-    /// the reply come from the handler's own types.
+    /// the reply come from the handler's own types, and `unpack` takes the handler's reply out
+    /// of the server's.
     #[doc(hidden)]
-    pub async fn __call(
+    pub fn __call<T>(
         &self,
         call: S::Call,
         digest: u64,
         encode: fn(&S::Reply) -> Result<Vec<u8>, String>,
         decode: fn(&[u8]) -> Result<S::Reply, String>,
-    ) -> Result<S::Reply, CallError> {
-        self.send(call, digest, ReplyCodec { encode, decode }).await
-    }
-
-    async fn send(
-        &self,
-        call: S::Call,
-        digest: u64,
-        codec: ReplyCodec<S>,
-    ) -> Result<S::Reply, CallError> {
-        let key = self.key.clone();
-        let make = |reply| {
-            Envelope::Keyed(Box::new(KeyedCall {
-                call,
-                reply,
-                key,
-                digest,
-                codec,
-                handler: &KeyedHandler::<S>::OF,
-            }))
-        };
-        self.client.ask(make, self.timeout).await
+        unpack: fn(S::Reply) -> Option<T>,
+    ) -> Call<'client, S, T> {
+        let (reply, answer) = oneshot::channel();
+        let keyed = Box::new(KeyedCall {
+            call,
+            reply,
+            key: self.key.clone(),
+            digest,
+            codec: ReplyCodec { encode, decode },
+            handler: &KeyedHandler::<S>::OF,
+        });
+        Call::keyed(self.client, keyed, answer, self.timeout, unpack)
     }
 }
 

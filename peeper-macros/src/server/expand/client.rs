@@ -306,6 +306,7 @@ impl Expansion<'_> {
             .map(|arg| &arg.ty)
             .collect();
         let method_name = method.to_string();
+        let self_ty = &self.server.item.self_ty;
         let mismatch = format!(
             "the worker answers `{}::{variant}` with `{reply}::{variant}`",
             self.call
@@ -316,27 +317,27 @@ impl Expansion<'_> {
             #(#cfgs)*
             #[inline]
             #[allow(unreachable_patterns)]
-            pub async fn #method(&self, #(#params),*) -> ::core::result::Result<#ty, #krate::CallError>
+            pub fn #method(&self, #(#params),*) -> #krate::Call<'client, #self_ty, #ty>
             where
                 for<'__keyed> #ty: #krate::Retainable,
                 #(for<'__keyed> #arg_types: #krate::Comparable,)*
             {
+                // What tells this message from another one under the same key.
                 let __digest = #krate::__private::digest(#method_name, &(#(&#names,)*));
-                let __message = #message;
-                let __answer = self.0.__call(
-                    __message,
+                self.0.__call(
+                    #message,
                     __digest,
+                    // How the reply is recorded, and read back for a retry.
                     |__reply| match __reply {
                         #reply::#variant(__reply) => #krate::__private::encode_reply(__reply),
                         _ => ::core::result::Result::Err(<::std::string::String as ::core::convert::From<&str>>::from(#mismatch)),
                     },
                     |__bytes| #krate::__private::decode_reply::<#ty>(__bytes).map(#reply::#variant),
-                ).await;
-                match __answer {
-                    ::core::result::Result::Ok(#reply::#variant(__reply)) => ::core::result::Result::Ok(__reply),
-                    ::core::result::Result::Ok(_) => ::core::unreachable!(#mismatch),
-                    ::core::result::Result::Err(__error) => ::core::result::Result::Err(__error),
-                }
+                    |__reply| match __reply {
+                        #reply::#variant(__reply) => ::core::option::Option::Some(__reply),
+                        _ => ::core::option::Option::None,
+                    },
+                )
             }
         }
     }

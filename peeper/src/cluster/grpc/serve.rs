@@ -64,7 +64,7 @@ impl<S: Persist> Serve for Serving<S> {
                             client
                                 .idempotent(key)
                                 .timeout(timeout)
-                                .__call(call, digest, codec.encode, codec.decode)
+                                .__call(call, digest, codec.encode, codec.decode, Some)
                                 .await
                         }
                         (Some(_), None) => {
