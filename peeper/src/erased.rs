@@ -54,7 +54,8 @@ fn poll_marked(branch: BranchId, poll: &mut dyn FnMut()) -> Result<(), Payload> 
 /// It holds the handler pinned where it was built (a handler's future can be large, and moving
 /// it into a wrapper would cost a copy per message).
 pub(crate) struct Guarded<'a, F> {
-    /// `None` for a future that is not a handler (the worker's own): polled unmarked.
+    /// `Some` for the worker, polled marked as running a handler of that branch; `None` for the
+    /// handlers it polls (inside that marked poll) and for futures that are not handlers.
     pub(crate) branch: Option<BranchId>,
     pub(crate) future: Pin<&'a mut F>,
 }

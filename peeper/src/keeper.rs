@@ -16,7 +16,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::erased::{self, BoxFuture, Erased, catch_once};
+use crate::erased::{self, BoxFuture, Erased, catch, catch_once};
 use crate::keep::Keep;
 use crate::mailbox::Envelope;
 use crate::panics::panic_message;
@@ -76,17 +76,16 @@ impl<S: Server> Cell<S> {
     /// # Errors
     /// The state's `Clone` (or `Project`) panicked: the good copy is untouched, and the caller
     /// treats the handler as crashed.
+    #[inline]
     pub(crate) fn commit(&mut self, changes: Option<&Changes<S>>) -> Result<(), Exit> {
         if !S::Keep::COPIES {
             return Ok(());
         }
         let live = &*self.live;
         let scratch = &mut self.scratch;
-        if let Err(payload) = catch_once(|| S::Keep::copy(live, scratch)) {
+        if let Err(payload) = catch(&mut || S::Keep::copy(live, scratch)) {
             self.scratch = None;
-            return Err(Exit::Panicked {
-                message: format!("keeping the state panicked: {}", panic_message(&*payload)),
-            });
+            return Err(copy_panicked(&*payload));
         }
         mem::swap(&mut self.good, &mut self.scratch);
         if let Some(changes) = changes
@@ -394,5 +393,15 @@ fn guarded(callback: &'static str, call: impl FnOnce()) {
     if let Err(payload) = catch_once(call) {
         let payload: &(dyn Any + Send) = &*payload;
         tracing::error!(callback, panic = %panic_message(payload), "listener panicked; the event is skipped");
+    }
+}
+
+/// The crash of a state whose copy panicked. Out of line: it is never taken in practice, and
+/// formatting inline would make every commit set up a larger stack frame.
+#[cold]
+#[inline(never)]
+fn copy_panicked(payload: &(dyn Any + Send)) -> Exit {
+    Exit::Panicked {
+        message: format!("keeping the state panicked: {}", panic_message(payload)),
     }
 }

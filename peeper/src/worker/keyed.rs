@@ -140,13 +140,8 @@ async fn keyed<S: Server>(args: Args<'_, S>) -> Keyed {
             Keyed::Done
         }
         Found::New => {
-            let branch = client.branch().id();
             ctx.begin_call(reply);
-            let out = guarded(
-                branch,
-                std::pin::pin!(S::handle_call(&mut cell.live, call, ctx)),
-            )
-            .await;
+            let out = guarded(std::pin::pin!(S::handle_call(&mut cell.live, call, ctx))).await;
             let answer = ctx.end_call();
             let value = match settle(cell, changes, out, false) {
                 Ok(value) => value,

@@ -32,7 +32,7 @@ use crate::keeper::{Cell, Changes};
 use crate::mailbox::Envelope;
 use crate::panics::panic_message;
 use crate::retained::Retention;
-use crate::{BranchId, Client, Context, Exit, Ignore, Server};
+use crate::{Client, Context, Exit, Ignore, Server};
 
 /// How a worker ended.
 #[derive(Debug)]
@@ -78,7 +78,6 @@ impl<S: Server> Worker<S> {
     #[allow(clippy::manual_async_fn)]
     pub(crate) fn run(self, mut cell: OwnedMutexGuard<Cell<S>>) -> impl Future<Output = WorkerEnd> {
         async move {
-            let branch = self.client.branch().id();
             let cell = &mut *cell;
             let changes = self.changes.as_ref();
             let mut ctx = Context::new(self.incarnation, self.client.clone());
@@ -96,8 +95,7 @@ impl<S: Server> Worker<S> {
             // The locals of `init`'s outcome live in this block only: one alive across a later
             // await would take room in the task for its whole life.
             {
-                let init =
-                    guarded(branch, Box::pin(S::init(&mut cell.live, &mut ctx)).as_mut()).await;
+                let init = guarded(Box::pin(S::init(&mut cell.live, &mut ctx)).as_mut()).await;
                 let init = match init {
                     Ok(Ok(())) => Ok(()),
                     // GenServer's `:ignore`: not a crash, and nothing to restart. What `init` changed
@@ -234,8 +232,7 @@ impl<S: Server> Worker<S> {
                     Job::Message(Envelope::Call { call, reply }) => {
                         ctx.begin_call(reply);
                         let out =
-                            guarded(branch, pin!(S::handle_call(&mut cell.live, call, &mut ctx)))
-                                .await;
+                            guarded(pin!(S::handle_call(&mut cell.live, call, &mut ctx))).await;
                         let answer = ctx.end_call();
                         match settle(cell, changes, out, false) {
                             // Nothing to store (no store, or a `&self` handler): answer now.
@@ -287,22 +284,18 @@ impl<S: Server> Worker<S> {
                     }
                     Job::Message(Envelope::Cast(cast)) | Job::Continue(cast) => {
                         let out =
-                            guarded(branch, pin!(S::handle_cast(&mut cell.live, cast, &mut ctx)))
-                                .await;
+                            guarded(pin!(S::handle_cast(&mut cell.live, cast, &mut ctx))).await;
                         settle(cell, changes, out, false)
                     }
                     Job::Message(Envelope::Info(info)) => {
                         let out =
-                            guarded(branch, pin!(S::handle_info(&mut cell.live, info, &mut ctx)))
-                                .await;
+                            guarded(pin!(S::handle_info(&mut cell.live, info, &mut ctx))).await;
                         settle(cell, changes, out, false)
                     }
                     Job::Timeout => {
-                        let out = guarded(
-                            branch,
-                            Box::pin(S::handle_timeout(&mut cell.live, &mut ctx)).as_mut(),
-                        )
-                        .await;
+                        let out =
+                            guarded(Box::pin(S::handle_timeout(&mut cell.live, &mut ctx)).as_mut())
+                                .await;
                         settle(cell, changes, out, false)
                     }
                     Job::Message(Envelope::Stop(reason)) => {
@@ -342,16 +335,21 @@ impl<S: Server> Worker<S> {
 }
 
 /// A handler's future, pinned where it was built (a handler's future can be large, and moving it
-/// into a wrapper cost a copy per message), to be polled marked as a handler of `branch` (see
-/// [`handling`](crate::handling)), its panic caught. Not an `async fn`: that would be one more
-/// future type per handler, compiled for every server type.
-fn guarded<F: Future>(branch: BranchId, handler: Pin<&mut F>) -> Guarded<'_, F> {
+/// into a wrapper cost a copy per message), to be polled with its panic caught. Not an
+/// `async fn`: that would be one more future type per handler, compiled for every server type.
+///
+/// Unmarked: the supervisor polls the whole worker marked as a handler of its branch (see
+/// [`handling`](crate::handling)), which costs two thread-local writes per poll of the worker
+/// rather than per poll of each handler. Nothing the worker runs between handlers calls or
+/// stops its own branch.
+fn guarded<F: Future>(handler: Pin<&mut F>) -> Guarded<'_, F> {
     Guarded {
-        branch: Some(branch),
+        branch: None,
         future: handler,
     }
 }
 
+#[inline]
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -361,6 +359,7 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 
 /// Turns a handler's outcome into its value, keeping the state first if the handler changed it
 /// (or if `force`).
+#[inline]
 fn settle<S: Server, T>(
     cell: &mut Cell<S>,
     changes: Option<&Changes<S>>,
@@ -385,7 +384,7 @@ pub(crate) async fn terminate<S: Server>(cell: &mut Cell<S>, reason: &Exit, ctx:
     }
     let branch = ctx.client().branch().clone();
     let state = cell.live.untracked_mut();
-    if let Err(payload) = guarded(branch.id(), pin!(state.terminate(reason, ctx))).await {
+    if let Err(payload) = guarded(pin!(state.terminate(reason, ctx))).await {
         let message = panic_message(&*payload);
         crate::log::terminate_panicked(std::any::type_name::<S>(), &message);
         branch
