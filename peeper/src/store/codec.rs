@@ -280,6 +280,9 @@ pub trait Persist: Persistable {
     /// knows no older version. An `Err` fails the start with [`StoreError::Migration`] and leaves
     /// the stored bytes as they are.
     ///
+    /// `old` holds what was stored ([`Stores`]): the whole state, or with `keep = projection`
+    /// the kept fields only. The state returned is the whole state; `init` runs on it next.
+    ///
     /// # Errors
     /// The reason the old state cannot be migrated.
     fn migrate(old: Stored<'_>) -> Result<Self, String> {
