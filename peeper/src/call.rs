@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 use tokio::time::Sleep;
 
 use crate::mailbox::{Envelope, KeyedCall};
+use crate::ticker;
 use crate::{CallError, Client, Exit, Server};
 
 /// A call on its way to a server: a future that resolves to its reply.
@@ -161,33 +162,54 @@ pub(crate) fn answered<R>(
 /// A call's reply, or `None` once the timeout has passed.
 ///
 /// `tokio::time::timeout` would register a timer for every call, and that registration (a clock
-/// read and an insertion into the timer wheel under the driver's lock) costs about a third of a
-/// call's round trip. On a current-thread runtime most replies arrive within one turn of the
-/// scheduler, so the timer is armed only if the reply is not there then: the first pending poll
-/// wakes itself instead, which puts the caller behind the worker (woken by the send) in the one
-/// run queue. The timeout therefore counts from that second poll, a scheduler turn after the
-/// send, never less than asked for.
+/// read, an allocation, an insertion into the timer wheel under the driver's lock, and a removal
+/// when the reply comes first) costs about a third of a call's round trip on a current-thread
+/// runtime, and more than half of it on a busy multi-thread one. So the timer is armed only for a
+/// reply that is late:
 ///
-/// On a multi-thread runtime that trick backfires: a task that wakes itself is sent to the back
-/// of its worker thread's run queue, and the reply's wake-up, which would have put the caller in
-/// the thread's next-task (LIFO) slot, finds it queued already, behind every other task there.
-/// So there the timer is armed at the first poll, and the reply, when it comes, runs the caller
-/// next. Which runtime it is, is taken from the server's (`Branch::on_multi_thread`): a caller
-/// almost always shares it.
+/// - On a current-thread runtime most replies arrive within one turn of the scheduler: the first
+///   pending poll wakes itself instead, which puts the caller behind the worker (woken by the
+///   send) in the one run queue, and the timer is armed at the second poll if the reply is not
+///   there then. The timeout counts from that poll, a scheduler turn after the send.
+/// - On a multi-thread runtime that trick backfires: a task that wakes itself is sent to the back
+///   of its worker thread's run queue, and the reply's wake-up, which would have put the caller in
+///   the thread's next-task (LIFO) slot, finds it queued already, behind every other task there.
+///   There the first pending poll registers with the [`ticker`](crate::ticker) instead, which wakes
+///   it a tick (10 ms) later; a call still waiting then arms its timer for the rest of its timeout.
+///   A timeout shorter than two ticks arms its timer at the first poll.
+///
+/// Either way the timeout is never shorter than asked for. Which runtime it is, is taken from the
+/// server's (`Branch::on_multi_thread`): a caller almost always shares it.
 pub(crate) struct Answer<T> {
     answer: oneshot::Receiver<T>,
     timeout: Duration,
     timer: Option<Pin<Box<Sleep>>>,
-    yielded: bool,
+    late: Late,
+}
+
+/// How an [`Answer`] puts off arming its timer.
+#[derive(Clone, Copy)]
+enum Late {
+    /// Current-thread: wake itself once first.
+    Yield,
+    /// Multi-thread: have the ticker wake it, and arm the timer then (registered in this epoch).
+    Tick(Option<u64>),
+    /// Arm the timer at the next pending poll.
+    Now,
 }
 
 impl<T> Answer<T> {
     pub(crate) fn new(answer: oneshot::Receiver<T>, timeout: Duration, multi_thread: bool) -> Self {
+        let late = match multi_thread {
+            false => Late::Yield,
+            true if timeout >= 2 * ticker::TICK => Late::Tick(None),
+            true => Late::Now,
+        };
         Answer {
             answer,
             timeout,
             timer: None,
-            yielded: multi_thread,
+            late,
         }
     }
 }
@@ -200,15 +222,37 @@ impl<T> Future for Answer<T> {
         if let Poll::Ready(answer) = Pin::new(&mut this.answer).poll(cx) {
             return Poll::Ready(Some(answer));
         }
-        if !this.yielded {
-            this.yielded = true;
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
+        if this.timer.is_none() {
+            let mut timeout = this.timeout;
+            match this.late {
+                Late::Yield => {
+                    this.late = Late::Now;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Late::Tick(registered) => {
+                    let ticks = registered.map_or(0, ticker::since);
+                    if ticks == 0 {
+                        // Not yet a tick since the send (or woken by something else first).
+                        if let Some(epoch) = ticker::register(cx.waker()) {
+                            this.late = Late::Tick(Some(registered.unwrap_or(epoch)));
+                            return Poll::Pending;
+                        }
+                    } else {
+                        // At least `ticks - 1` whole ticks have passed since the send.
+                        let passed = ticker::TICK
+                            .saturating_mul(u32::try_from(ticks - 1).unwrap_or(u32::MAX));
+                        timeout = timeout.saturating_sub(passed);
+                    }
+                }
+                Late::Now => {}
+            }
+            this.late = Late::Now;
+            this.timer = Some(Box::pin(tokio::time::sleep(timeout)));
         }
-        let timeout = this.timeout;
-        let timer = this
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        let Some(timer) = &mut this.timer else {
+            unreachable!("the timer was armed above")
+        };
         timer.as_mut().poll(cx).map(|()| None)
     }
 }

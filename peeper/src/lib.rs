@@ -124,6 +124,11 @@
 //!   cell for restore, applies the restart intensity and the [`CrashLoop`] policy, and polls the
 //!   next incarnation on the same cell; the new worker brings the live state back to the last good
 //!   copy and runs `init`. It also carries out stops and transfers, and ends the branch in order.
+//! - **A call's timeout** is armed only for a reply that is late. On a current-thread runtime the
+//!   call yields once first; on a multi-thread runtime it registers with the *ticker*, the one
+//!   thread peeper starts of its own (on first use, parked while no call waits), which wakes it a
+//!   tick (10 ms) later to arm its timer if the reply has not come. A reply that comes first costs
+//!   no timer at all.
 //! - **Kept resources** ([tables](Context::table) and [kept values](Context::keep)) hang off the
 //!   branch, next to the cell: every incarnation gets the same ones back (no copy), a transfer
 //!   moves them, and the end of the branch drops them. Writes to them are not rolled back.
@@ -195,6 +200,7 @@ mod server;
 pub mod store;
 mod supervisor;
 mod table;
+mod ticker;
 mod worker;
 
 pub use branch::{Branch, BranchId};

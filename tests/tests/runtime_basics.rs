@@ -179,6 +179,56 @@ async fn call_timeout_then_kill_drops_the_stuck_handlers_changes() {
     counter.stop().await.unwrap();
 }
 
+/// On a multi-thread runtime a call arms its timer only if the ticker finds it still waiting a
+/// tick (10 ms) after the send: the timeout still fires, and never sooner than asked for, for a
+/// timeout shorter than two ticks (armed at once) and a longer one (armed by the ticker), for one
+/// caller and for many callers waiting together on both worker threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_timeout_on_a_multi_thread_runtime_is_never_early() {
+    let gate = Gate::default();
+    let counter = Counter::start(Counter {
+        gate: gate.clone(),
+        ..Counter::default()
+    })
+    .await
+    .unwrap();
+    // A handler waits at the gate: every call below waits behind it.
+    let waiting = tokio::spawn({
+        let counter = counter.clone();
+        async move { counter.call(CounterCall::Wait).await }
+    });
+    for timeout in [Duration::from_millis(5), Duration::from_millis(60)] {
+        let sent = std::time::Instant::now();
+        let late = counter.call_timeout(CounterCall::Get, timeout).await;
+        assert_eq!(late, Err(CallError::Timeout(timeout)));
+        assert!(
+            sent.elapsed() >= timeout,
+            "{timeout:?}: {:?}",
+            sent.elapsed()
+        );
+    }
+    let callers: Vec<_> = (0..64)
+        .map(|_| {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let sent = std::time::Instant::now();
+                let timeout = Duration::from_millis(40);
+                let late = counter.call_timeout(CounterCall::Get, timeout).await;
+                (late, sent.elapsed())
+            })
+        })
+        .collect();
+    for caller in callers {
+        let (late, waited) = caller.await.unwrap();
+        assert_eq!(late, Err(CallError::Timeout(Duration::from_millis(40))));
+        assert!(waited >= Duration::from_millis(40), "{waited:?}");
+    }
+    gate.release();
+    assert_eq!(waiting.await.unwrap(), Ok(CounterReply::Value(0)));
+    assert_eq!(counter.get().await, Ok(0));
+    counter.stop().await.unwrap();
+}
+
 /// The incarnation a handler sees goes up with every restart.
 #[tokio::test]
 async fn handlers_see_their_incarnation() {
