@@ -120,7 +120,6 @@ impl<S: Server> Client<S> {
         }
     }
 
-    /// Sends the envelope `make` builds around the reply's sender, and waits up to `timeout`.
     /// Sends the envelope `make` builds around the reply's sender: what waits for the reply.
     pub(crate) fn post(
         &self,

@@ -1,12 +1,13 @@
 //! Which branch's handler is running on this thread, so that a server calling itself fails at
 //! once instead of waiting for itself (Erlang's `calling_self`).
 //!
-//! The worker polls every handler future through `erased::Guarded`, which marks the thread with the
-//! branch's id for the duration of each poll. A call made by the handler is polled inside that
-//! poll, so [`Client::call`](crate::Client::call) sees the mark; a task the handler spawns runs
-//! in polls of its own, unmarked, and may call the server as any other task can. A thread-local
-//! rather than a task-local: it costs two writes per poll of a handler and one read per call,
-//! and it does not depend on how many tasks a server runs in.
+//! The supervisor polls the worker through `erased::Guarded`, which marks the thread with the
+//! branch's id for the duration of each poll; the worker polls its handlers inside that poll (and
+//! runs nothing else there that calls or stops its own branch). A call made by a handler is
+//! polled inside that poll, so [`Client::call`](crate::Client::call) sees the mark; a task the
+//! handler spawns runs in polls of its own, unmarked, and may call the server as any other task
+//! can. A thread-local rather than a task-local: it costs two writes per poll of the worker and
+//! one read per call, and it does not depend on how many tasks a server runs in.
 
 use std::cell::Cell;
 

@@ -267,9 +267,9 @@ impl<S: Server> Supervisor<S> {
                 // The worker runs in this task. Handler panics are caught inside it; this catches a
                 // panic of the runtime's own code, which a task of its own would have reported to
                 // its `JoinHandle`. Each poll of the worker is marked as running a handler of this
-                // branch (`handling`), for the handlers it polls. A kill drops the worker's future at the await point it is
-                // suspended at, as an abort of its task would: with it, its lock on the cell, at the
-                // end of this block.
+                // branch (`handling`), for the handlers it polls. A kill drops the worker's future
+                // at the await point it is suspended at, as an abort of its task would: with it,
+                // its lock on the cell, at the end of this block.
                 let end = {
                     let worker = std::pin::pin!(worker.run(guard));
                     let mut running = Guarded {
