@@ -33,8 +33,13 @@ struct Ticker {
     epoch: AtomicU64,
     /// The shard of every thread that registered a waker and is still alive.
     shards: Mutex<Vec<Arc<Shard>>>,
+    /// The wakers of threads that ended before the tick that would have woken them.
+    orphans: Mutex<Vec<Waker>>,
     /// The ticker found nothing to wake and parks: the next registration unparks it.
     idle: AtomicBool,
+    /// Cleared if the ticker's thread ever ends: registrations are refused from then on, and
+    /// calls arm their timers at once.
+    alive: AtomicBool,
     thread: Thread,
 }
 
@@ -52,13 +57,33 @@ struct Local {
 
 impl Drop for Local {
     fn drop(&mut self) {
-        let mut shards = lock(&self.ticker.shards);
-        shards.retain(|shard| !Arc::ptr_eq(shard, &self.shard));
-        drop(shards);
-        // Whatever still waits here is woken now rather than at a tick that no longer sees it.
-        for waker in mem::take(&mut *lock(&self.shard.wakers)) {
-            waker.wake();
+        let ticker = self.ticker;
+        lock(&ticker.shards).retain(|shard| !Arc::ptr_eq(shard, &self.shard));
+        // What still waits here is woken at the next tick all the same. Not woken here: this
+        // runs in a thread-local destructor, where a waker's runtime may be half torn down.
+        let wakers = mem::take(&mut *lock(&self.shard.wakers));
+        if !wakers.is_empty() {
+            lock(&ticker.orphans).extend(wakers);
+            ticker.wake_up();
         }
+    }
+}
+
+impl Ticker {
+    /// Unparks the ticker if it found nothing to do last time.
+    fn wake_up(&self) {
+        if self.idle.load(Ordering::SeqCst) && self.idle.swap(false, Ordering::SeqCst) {
+            self.thread.unpark();
+        }
+    }
+}
+
+/// Clears [`Ticker::alive`] when the ticker's thread ends, however it ends.
+struct Alive(&'static Ticker);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.alive.store(false, Ordering::SeqCst);
     }
 }
 
@@ -86,20 +111,23 @@ fn ticker() -> Option<&'static Ticker> {
                         }
                         std::thread::park_timeout(Duration::from_millis(1));
                     };
+                    let _alive = Alive(ticker);
                     run(ticker);
                 })
                 .ok()?;
             Some(Ticker {
                 epoch: AtomicU64::new(0),
                 shards: Mutex::new(Vec::new()),
+                orphans: Mutex::new(Vec::new()),
                 idle: AtomicBool::new(false),
+                alive: AtomicBool::new(true),
                 thread: thread.thread().clone(),
             })
         })
         .as_ref()
 }
 
-fn run(ticker: &Ticker) {
+fn run(ticker: &'static Ticker) -> ! {
     loop {
         std::thread::sleep(TICK);
         ticker.epoch.fetch_add(1, Ordering::SeqCst);
@@ -122,13 +150,15 @@ fn run(ticker: &Ticker) {
 /// Wakes every registered waker; whether there was any.
 fn drain(ticker: &Ticker) -> bool {
     let shards = lock(&ticker.shards).clone();
-    let mut woke = false;
+    let mut wakers = mem::take(&mut *lock(&ticker.orphans));
     for shard in shards {
-        let wakers = mem::take(&mut *lock(&shard.wakers));
-        woke |= !wakers.is_empty();
-        for waker in wakers {
-            waker.wake();
-        }
+        wakers.append(&mut lock(&shard.wakers));
+    }
+    let woke = !wakers.is_empty();
+    for waker in wakers {
+        // A waker is foreign code: one that panics must not end the ticker, which every later
+        // call on a multi-thread runtime relies on.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
     }
     woke
 }
@@ -139,6 +169,9 @@ pub(crate) fn register(waker: &Waker) -> Option<u64> {
     LOCAL
         .try_with(|local| {
             let local = local.as_ref()?;
+            if !local.ticker.alive.load(Ordering::Relaxed) {
+                return None;
+            }
             {
                 let mut wakers = lock(&local.shard.wakers);
                 // A task that calls again before the tick is registered once.
@@ -146,11 +179,8 @@ pub(crate) fn register(waker: &Waker) -> Option<u64> {
                     wakers.push(waker.clone());
                 }
             }
-            let ticker = local.ticker;
-            if ticker.idle.load(Ordering::SeqCst) && ticker.idle.swap(false, Ordering::SeqCst) {
-                ticker.thread.unpark();
-            }
-            Some(ticker.epoch.load(Ordering::SeqCst))
+            local.ticker.wake_up();
+            Some(local.ticker.epoch.load(Ordering::SeqCst))
         })
         .ok()
         .flatten()
@@ -166,4 +196,65 @@ pub(crate) fn since(epoch: u64) -> u64 {
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Nothing panics while holding these locks but a waker's `clone`; what they hold stays valid.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::task::Wake;
+
+    use super::*;
+
+    /// A waker that reports each wake on a channel.
+    struct Report(Mutex<mpsc::Sender<()>>);
+
+    impl Wake for Report {
+        fn wake(self: Arc<Self>) {
+            let _ = lock(&self.0).send(());
+        }
+    }
+
+    fn reporting() -> (Waker, mpsc::Receiver<()>) {
+        let (sender, woken) = mpsc::channel();
+        (Waker::from(Arc::new(Report(Mutex::new(sender)))), woken)
+    }
+
+    /// Long enough for any tick on a loaded machine; only a broken ticker waits this long.
+    const HANG: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn a_registered_waker_is_woken_by_a_later_tick() {
+        let (waker, woken) = reporting();
+        register(&waker).expect("the ticker runs");
+        woken.recv_timeout(HANG).expect("woken by a tick");
+    }
+
+    #[test]
+    fn a_waker_of_a_thread_that_ended_is_still_woken() {
+        let (waker, woken) = reporting();
+        std::thread::spawn(move || register(&waker).expect("the ticker runs"))
+            .join()
+            .expect("the thread registered");
+        woken
+            .recv_timeout(HANG)
+            .expect("woken after its thread ended");
+    }
+
+    #[test]
+    fn a_panicking_waker_does_not_stop_the_ticker() {
+        struct Panics;
+        impl Wake for Panics {
+            fn wake(self: Arc<Self>) {
+                panic!("a foreign waker panicked");
+            }
+        }
+        register(&Waker::from(Arc::new(Panics))).expect("the ticker runs");
+        let (waker, woken) = reporting();
+        register(&waker).expect("the ticker runs");
+        woken.recv_timeout(HANG).expect("woken by the same tick");
+        // And the ticker goes on ticking.
+        let (waker, woken) = reporting();
+        register(&waker).expect("the ticker still runs");
+        woken.recv_timeout(HANG).expect("woken by a later tick");
+    }
 }
