@@ -18,23 +18,7 @@ use std::hint::black_box;
 #[allow(dead_code)] // the peers' counters are the other benches'
 mod counters;
 
-#[derive(Clone, Default)]
-struct Counter {
-    count: u64,
-}
-
-#[peeper::server]
-impl Counter {
-    #[call]
-    fn get(&self) -> u64 {
-        self.count
-    }
-
-    #[cast]
-    fn inc(&mut self) {
-        self.count += 1;
-    }
-}
+use counters::Counter;
 
 async fn baseline(workload: &str, n: u64) {
     match workload {

@@ -82,25 +82,6 @@ const HIBERNATED: usize = 10_000;
 
 const CONTENDERS: [&str; 4] = ["baseline", "peeper", "ractor", "kameo"];
 
-/// peeper's counter.
-#[derive(Clone, Default)]
-struct Counter {
-    count: u64,
-}
-
-#[peeper::server]
-impl Counter {
-    #[call]
-    fn get(&self) -> u64 {
-        self.count
-    }
-
-    #[cast]
-    fn inc(&mut self) {
-        self.count += 1;
-    }
-}
-
 /// peeper's durable counter, for the `heap_hibernated_*` rows.
 #[derive(Clone, Default, Serialize, Deserialize)]
 struct Sleeper {
@@ -119,9 +100,11 @@ impl peeper::Persist for Sleeper {
     const KIND: &'static str = "scale-bench-sleeper";
 }
 
-/// The other contenders' counters.
+/// Every contender's counter.
 #[path = "shared/counters.rs"]
 mod servers;
+
+use servers::{Counter, CounterClient};
 
 /// One contender: how to start an idle counter, cast and call it, and stop it (waiting until it
 /// is gone). The futures are `Send`: the multi-thread rows run them in spawned tasks.

@@ -1,12 +1,32 @@
-//! The counter the benchmarks compare peeper with, written for each peer: a hand-written tokio
-//! actor (the baseline), kameo and ractor. A `get` call and an `inc` cast. Included by the
-//! benches that need it (`#[path = "shared/counters.rs"] mod counters;`).
+//! The counter the benchmarks compare, written for each contender: peeper's (a
+//! `#[peeper::server]` with the default keep), a hand-written tokio actor (the baseline), kameo
+//! and ractor. A `get` call and an `inc` cast. Included by the benches that need it
+//! (`#[path = "shared/counters.rs"] mod counters;`).
 
 use kameo::actor::ActorRef;
 use kameo::error::Infallible;
 use ractor::ActorProcessingErr;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+
+/// peeper's counter.
+#[derive(Clone, Default)]
+pub(crate) struct Counter {
+    count: u64,
+}
+
+#[peeper::server]
+impl Counter {
+    #[call]
+    fn get(&self) -> u64 {
+        self.count
+    }
+
+    #[cast]
+    fn inc(&mut self) {
+        self.count += 1;
+    }
+}
 
 pub(crate) enum Msg {
     Get(oneshot::Sender<u64>),
