@@ -167,3 +167,72 @@ async fn a_state_stored_whole_is_read_as_its_kept_fields() {
     assert_eq!(seen, Some(connection));
     session.stop().await.unwrap();
 }
+
+/// A state that derives serde itself, with a container `rename_all`: its kept fields are stored
+/// under the names its own derive gives them, so what it stored whole (as a `Snapshot` server,
+/// or by an earlier build) is read back as its kept fields.
+#[derive(Clone, Debug, Default, peeper::State, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Basket {
+    item_count: u64,
+    #[serde(default)]
+    last_item: Option<String>,
+    #[keep(skip)]
+    #[serde(skip)]
+    scratch: Vec<u8>,
+}
+
+#[peeper::server(keep = projection)]
+impl Basket {
+    #[call]
+    fn look(&self) -> (u64, Option<String>, usize) {
+        (self.item_count, self.last_item.clone(), self.scratch.len())
+    }
+
+    #[call]
+    fn add(&mut self, item: String) -> u64 {
+        self.item_count += 1;
+        self.last_item = Some(item);
+        self.item_count
+    }
+}
+
+impl peeper::Persist for Basket {
+    const KIND: &'static str = "projection-basket";
+}
+
+#[tokio::test]
+async fn a_renamed_state_stored_whole_is_read_under_its_own_names() {
+    let name = unique("renamed");
+    // What the whole state's own derive stores: camelCase names.
+    let whole = Basket {
+        item_count: 2,
+        last_item: Some("pen".into()),
+        scratch: vec![1, 2, 3],
+    };
+    let payload = rmp_serde::to_vec_named(&whole).unwrap();
+    let bytes = [b"PEEP".as_slice(), &[1, 1], &1u32.to_le_bytes(), &payload].concat();
+    let memory = Memory::new();
+    let key = Key::new(Basket::KIND, &name);
+    memory.put_raw(key.clone(), bytes);
+    let storage = Storage::new(memory);
+
+    let basket = Basket::builder(Basket::default())
+        .name(&name)
+        .store(storage.clone())
+        .on_stop(OnStop::Keep)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(basket.look().await.unwrap(), (2, Some("pen".to_owned()), 0));
+    assert_eq!(basket.add("ink".into()).await.unwrap(), 3);
+    basket.stop().await.unwrap();
+
+    // Stored again under the same names: the state's own derive reads the kept fields back.
+    let bytes = storage.read(&key).await.unwrap().unwrap();
+    let stored: Basket = rmp_serde::from_slice(&bytes[10..]).unwrap();
+    assert_eq!(
+        (stored.item_count, stored.last_item),
+        (3, Some("ink".to_owned()))
+    );
+}

@@ -94,10 +94,37 @@ impl Expansion<'_> {
         let serialize = bound(quote!(#serde::Serialize));
         let deserialize = bound(quote!(#serde::de::DeserializeOwned));
         let path = serde.to_string();
+        let renames = self.renames();
         quote! {
             #[derive(#serde::Serialize, #serde::Deserialize)]
             #[serde(crate = #path, bound(serialize = #serialize, deserialize = #deserialize))]
+            #(#[serde(#renames)])*
         }
+    }
+
+    /// The state's own `#[serde(rename_all ..)]`, if it derives serde too: the kept fields are
+    /// stored under the names the state's own derive gives them, so that a state stored whole by
+    /// an earlier build (or by a `Snapshot` server that became a projection) is read back. The
+    /// other container attributes do not carry over: they concern the whole state (`default`,
+    /// `from`, `transparent` ..), or would refuse what the state stored whole holds beyond the
+    /// kept fields (`deny_unknown_fields`).
+    fn renames(&self) -> Vec<syn::Meta> {
+        let metas = self
+            .state
+            .input
+            .attrs
+            .iter()
+            .filter(|attr| attr.path().is_ident("serde"))
+            .filter_map(|attr| {
+                attr.parse_args_with(
+                    syn::punctuated::Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated,
+                )
+                .ok()
+            });
+        metas
+            .flatten()
+            .filter(|meta| meta.path().is_ident("rename_all"))
+            .collect()
     }
 
     fn project_impl(&self) -> TokenStream {
