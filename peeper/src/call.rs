@@ -174,7 +174,7 @@ pub(crate) fn answered<R>(
 /// - On a multi-thread runtime that trick backfires: a task that wakes itself is sent to the back
 ///   of its worker thread's run queue, and the reply's wake-up, which would have put the caller in
 ///   the thread's next-task (LIFO) slot, finds it queued already, behind every other task there.
-///   There the first pending poll registers with the [`ticker`](crate::ticker) instead, which wakes
+///   There the first pending poll registers with the [ticker](crate::ticker) instead, which wakes
 ///   it a tick (10 ms) later; a call still waiting then arms its timer for the rest of its timeout.
 ///   A timeout shorter than two ticks arms its timer at the first poll.
 ///

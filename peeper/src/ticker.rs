@@ -10,9 +10,10 @@
 //! instead (a push under a lock only its own thread takes, but for one drain per tick), and arms
 //! its timer only if the tick finds it still waiting, for the rest of its timeout.
 //!
-//! The tick counts: a call notes the [`epoch`] it registered in; `n` ticks later at least
-//! `n - 1` whole periods have passed, so the timer armed then for the timeout less those periods
-//! fires no earlier than asked for, and at most a period and a scheduling delay later.
+//! The ticks are counted: a call notes the count it registered at ([`register`]). `n` ticks
+//! later ([`since`]) at least `n - 1` whole periods have passed, so the timer armed then for the
+//! timeout less those periods fires no earlier than asked for, and at most a period and a
+//! scheduling delay later.
 //!
 //! The thread sleeps (parked) while no waker waits, and is started on first use. Wakers are kept
 //! per thread (a shard each, dropped with its thread), so registering never contends with
