@@ -281,7 +281,7 @@ impl Branch {
     /// its store; any message revives it.
     #[must_use]
     pub fn is_hibernating(&self) -> bool {
-        self.inner.status.borrow().hibernating
+        self.inner.status.read(|s| s.hibernating)
     }
 
     /// Resolves once the branch hibernates (at once if it already does), or with the exit if it
@@ -291,15 +291,13 @@ impl Branch {
     pub fn hibernated(&self) -> impl Future<Output = Result<(), Exit>> + Send + 'static {
         let this = self.clone();
         async move {
-            let status = this
-                .inner
+            this.inner
                 .status
-                .wait_for(|s| s.hibernating || s.exit.is_some())
-                .await;
-            match &status.exit {
-                None => Ok(()),
-                Some(exit) => Err(exit.clone()),
-            }
+                .wait_for(|s| match &s.exit {
+                    Some(exit) => Some(Err(exit.clone())),
+                    None => s.hibernating.then_some(Ok(())),
+                })
+                .await
         }
     }
 
@@ -336,25 +334,25 @@ impl Branch {
     /// more after every restart and transfer.
     #[must_use]
     pub fn incarnation(&self) -> u64 {
-        self.inner.status.borrow().ready.unwrap_or(0)
+        self.inner.status.read(|s| s.ready.unwrap_or(0))
     }
 
     /// How many times the worker has been restarted after a crash.
     #[must_use]
     pub fn restarts(&self) -> u64 {
-        self.inner.status.borrow().restarts
+        self.inner.status.read(|s| s.restarts)
     }
 
     /// `true` until the branch starts ending.
     #[must_use]
     pub fn is_running(&self) -> bool {
-        self.inner.status.borrow().exit.is_none()
+        self.inner.status.read(|s| s.exit.is_none())
     }
 
     /// Why the branch ended, once it has started ending.
     #[must_use]
     pub fn exit(&self) -> Option<Exit> {
-        self.inner.status.borrow().exit.clone()
+        self.inner.status.read(|s| s.exit.clone())
     }
 
     /// The exit to report to a message refused by a closed mailbox. The supervisor publishes the
@@ -403,16 +401,17 @@ impl Branch {
         }
         self.control(Control::Stop(exit))
             .map_err(|SendError::Stopped(exit)| StopError::AlreadyStopped(exit))?;
-        let status = self
-            .inner
+        self.inner
             .status
-            .wait_for(|s| s.finished || s.unstored.is_some())
-            .await;
-        match (status.unstored, status.terminate_panicked) {
-            (Some(error), _) if !status.finished => Err(StopError::Store(*error)),
-            (_, Some(message)) => Err(StopError::Terminate { message }),
-            _ => Ok(()),
-        }
+            .wait_for(|s| match (&s.unstored, &s.terminate_panicked) {
+                (Some(error), _) if !s.finished => Some(Err(StopError::Store((**error).clone()))),
+                _ if !s.finished => None,
+                (_, Some(message)) => Some(Err(StopError::Terminate {
+                    message: message.clone(),
+                })),
+                _ => Some(Ok(())),
+            })
+            .await
     }
 
     pub(crate) fn control(&self, control: Control) -> Result<(), SendError> {
@@ -445,17 +444,16 @@ impl Branch {
     /// restart without sleeping (see the example on [`Branch`]).
     pub fn next_restart(&self) -> impl Future<Output = Result<u64, Exit>> + Send + 'static {
         let this = self.clone();
-        let seen = self.inner.status.borrow().ready;
+        let seen = self.inner.status.read(|s| s.ready);
         async move {
-            let status = this
-                .inner
+            this.inner
                 .status
-                .wait_for(|s| s.exit.is_some() || s.ready > seen)
-                .await;
-            match (&status.exit, status.ready) {
-                (None, Some(incarnation)) => Ok(incarnation),
-                (exit, _) => Err(exit.clone().unwrap_or(Exit::Normal)),
-            }
+                .wait_for(|s| match (&s.exit, s.ready) {
+                    (Some(exit), _) => Some(Err(exit.clone())),
+                    (None, Some(incarnation)) if s.ready > seen => Some(Ok(incarnation)),
+                    (None, _) => None,
+                })
+                .await
         }
     }
 
@@ -470,33 +468,39 @@ impl Branch {
     }
 
     async fn finished(&self) {
-        self.inner.status.wait_for(|s| s.finished).await;
+        self.inner
+            .status
+            .wait_for(|s| s.finished.then_some(()))
+            .await;
     }
 
     /// Resolves once incarnation 0 has completed `init`, or with the exit if the branch ended first.
     pub(crate) async fn ready(&self) -> Result<(), Exit> {
-        let status = self
-            .inner
+        self.inner
             .status
-            .wait_for(|s| s.ready.is_some() || s.finished)
-            .await;
-        match &status.exit {
-            Some(exit) if status.ready.is_none() => Err(exit.clone()),
-            _ => Ok(()),
-        }
+            .wait_for(|s| match (&s.exit, s.ready) {
+                (_, Some(_)) => Some(Ok(())),
+                (Some(exit), None) if s.finished => Some(Err(exit.clone())),
+                (None, None) if s.finished => Some(Ok(())),
+                _ => None,
+            })
+            .await
     }
 }
 
 impl fmt::Debug for Branch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let status = self.inner.status.borrow();
+        let (incarnation, restarts, exit) = self
+            .inner
+            .status
+            .read(|s| (s.ready, s.restarts, s.exit.clone()));
         f.debug_struct("Branch")
             .field("id", &self.inner.id)
             .field("server", &self.inner.server)
             .field("name", &self.inner.name)
-            .field("incarnation", &status.ready)
-            .field("restarts", &status.restarts)
-            .field("exit", &status.exit)
+            .field("incarnation", &incarnation)
+            .field("restarts", &restarts)
+            .field("exit", &exit)
             .finish()
     }
 }

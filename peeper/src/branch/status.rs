@@ -49,9 +49,10 @@ impl StatusCell {
         self.status.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A copy of the status (never a guard: no caller can hold the lock by accident).
-    pub(crate) fn borrow(&self) -> Status {
-        self.lock().clone()
+    /// What `read` takes from the status, under its lock (never a guard: no caller can hold the
+    /// lock by accident). Only what is asked for is copied, not the whole status.
+    pub(crate) fn read<T>(&self, read: impl FnOnce(&Status) -> T) -> T {
+        read(&self.lock())
     }
 
     /// Changes the status and wakes everyone waiting on it.
@@ -60,18 +61,15 @@ impl StatusCell {
         self.changed.notify_waiters();
     }
 
-    /// Waits until `until` holds, and returns the status that made it hold.
-    pub(crate) async fn wait_for(&self, until: impl Fn(&Status) -> bool) -> Status {
+    /// Waits until `until` returns `Some`, and returns what it returned.
+    pub(crate) async fn wait_for<T>(&self, until: impl Fn(&Status) -> Option<T>) -> T {
         loop {
             // Registered before the look, so a change between the look and the wait is not missed.
             let changed = self.changed.notified();
             let mut changed = std::pin::pin!(changed);
             changed.as_mut().enable();
-            {
-                let status = self.lock();
-                if until(&status) {
-                    return status.clone();
-                }
+            if let Some(found) = until(&self.lock()) {
+                return found;
             }
             changed.await;
         }

@@ -51,8 +51,11 @@ impl<S: Server> Supervisor<S> {
             // Fenced: another node owns the server now; this node must not write nor release.
             // Abandoned: the start that made the claim was dropped and gave it up itself; the
             // key may be claimed again here already, and a release would free that claim.
-            let status = branch.inner.status.borrow();
-            let keeps_claim = !matches!(exit, Exit::Fenced { .. }) && !status.abandoned;
+            let (abandoned, started) = branch
+                .inner
+                .status
+                .read(|s| (s.abandoned, s.ready.is_some()));
+            let keeps_claim = !matches!(exit, Exit::Fenced { .. }) && !abandoned;
             if let (Some(durable), true) = (&self.durable, keeps_claim) {
                 let last_write = durable_paths(durable).last_write;
                 last_write(LastWrite {
@@ -61,7 +64,7 @@ impl<S: Server> Supervisor<S> {
                     cell: &mut cell,
                     branch: &branch,
                     exit: &exit,
-                    started: status.ready.is_some(),
+                    started,
                 })
                 .await;
             }

@@ -41,7 +41,7 @@ impl Restarts {
         started: bool,
         can_reset: bool,
     ) -> Decision {
-        if branch.inner.status.borrow().ready.is_none() {
+        if branch.inner.status.read(|s| s.ready.is_none()) {
             // The first `init` failed: a start error, not a restart.
             return Decision::End {
                 exit,

@@ -293,7 +293,7 @@ impl Starting {
         let _ = branch.control(Control::Stop(Exit::Shutdown));
         // The kill is for an `init` that has not completed; one that completed right after the
         // deadline handles the stop instead (a kill would restart it, and run `init` again).
-        if branch.inner.status.borrow().ready.is_none() {
+        if branch.inner.status.read(|s| s.ready.is_none()) {
             let _ = branch.control(Control::KillWorker);
         }
         branch.ended().await;
