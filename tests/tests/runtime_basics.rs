@@ -197,6 +197,7 @@ async fn call_timeout_on_a_multi_thread_runtime_is_never_early() {
         let counter = counter.clone();
         async move { counter.call(CounterCall::Wait).await }
     });
+    gate.entered().await;
     for timeout in [Duration::from_millis(5), Duration::from_millis(60)] {
         let sent = std::time::Instant::now();
         let late = counter.call_timeout(CounterCall::Get, timeout).await;
