@@ -48,7 +48,7 @@ pub struct Call<'a, S: Server, T = <S as Server>::Reply> {
 }
 
 /// What a [`Call`] sends on its first poll.
-enum Outgoing<S: Server> {
+pub(crate) enum Outgoing<S: Server> {
     Call(S::Call),
     /// A call with an idempotency key, whole, and where its reply comes
     /// ([`Idempotent`](crate::Idempotent)).
@@ -59,33 +59,17 @@ enum Outgoing<S: Server> {
 impl<S: Server, T> Unpin for Call<'_, S, T> {}
 
 impl<'a, S: Server, T> Call<'a, S, T> {
+    /// A call of `message`, sent at the first poll; `unpack` takes the reply out.
     pub(crate) fn new(
         client: &'a Client<S>,
-        call: S::Call,
+        message: Outgoing<S>,
         timeout: Duration,
         unpack: fn(S::Reply) -> Option<T>,
     ) -> Self {
         Call {
             client,
             timeout,
-            message: Some(Outgoing::Call(call)),
-            answer: None,
-            unpack,
-        }
-    }
-
-    /// A call with an idempotency key: `keyed` replies through `answer`'s sender.
-    pub(crate) fn keyed(
-        client: &'a Client<S>,
-        keyed: Box<KeyedCall<S>>,
-        answer: Replies<S::Reply>,
-        timeout: Duration,
-        unpack: fn(S::Reply) -> Option<T>,
-    ) -> Self {
-        Call {
-            client,
-            timeout,
-            message: Some(Outgoing::Keyed(keyed, answer)),
+            message: Some(message),
             answer: None,
             unpack,
         }
@@ -222,37 +206,46 @@ impl<T> Future for Answer<T> {
         if let Poll::Ready(answer) = Pin::new(&mut this.answer).poll(cx) {
             return Poll::Ready(Some(answer));
         }
-        if this.timer.is_none() {
-            let mut timeout = this.timeout;
-            match this.late {
-                Late::Yield => {
-                    this.late = Late::Now;
-                    cx.waker().wake_by_ref();
+        let timer = match &mut this.timer {
+            Some(timer) => timer,
+            None => {
+                let Some(timeout) = this.late.due(this.timeout, cx) else {
                     return Poll::Pending;
-                }
-                Late::Tick(registered) => {
-                    let ticks = registered.map_or(0, ticker::since);
-                    if ticks == 0 {
-                        // Not yet a tick since the send (or woken by something else first).
-                        if let Some(epoch) = ticker::register(cx.waker()) {
-                            this.late = Late::Tick(Some(registered.unwrap_or(epoch)));
-                            return Poll::Pending;
-                        }
-                    } else {
-                        // At least `ticks - 1` whole ticks have passed since the send.
-                        let passed = ticker::TICK
-                            .saturating_mul(u32::try_from(ticks - 1).unwrap_or(u32::MAX));
-                        timeout = timeout.saturating_sub(passed);
-                    }
-                }
-                Late::Now => {}
+                };
+                this.timer.insert(Box::pin(tokio::time::sleep(timeout)))
             }
-            this.late = Late::Now;
-            this.timer = Some(Box::pin(tokio::time::sleep(timeout)));
-        }
-        let Some(timer) = &mut this.timer else {
-            unreachable!("the timer was armed above")
         };
         timer.as_mut().poll(cx).map(|()| None)
+    }
+}
+
+impl Late {
+    /// The timer to arm now, for a reply not there yet: what is left of `timeout`; or `None`,
+    /// having arranged to be polled again before arming it.
+    fn due(&mut self, timeout: Duration, cx: &TaskContext<'_>) -> Option<Duration> {
+        match *self {
+            Late::Yield => {
+                *self = Late::Now;
+                cx.waker().wake_by_ref();
+                None
+            }
+            Late::Tick(registered) => match registered.map_or(0, ticker::since) {
+                // Not yet a tick since the send (or woken by something else first).
+                0 => match ticker::register(cx.waker()) {
+                    Some(epoch) => {
+                        *self = Late::Tick(Some(registered.unwrap_or(epoch)));
+                        None
+                    }
+                    // No ticker to wake it: the timer now, for the whole timeout.
+                    None => Some(timeout),
+                },
+                // At least `ticks - 1` whole ticks have passed since the send.
+                ticks => {
+                    let ticks = u32::try_from(ticks - 1).unwrap_or(u32::MAX);
+                    Some(timeout.saturating_sub(ticker::TICK.saturating_mul(ticks)))
+                }
+            },
+            Late::Now => Some(timeout),
+        }
     }
 }

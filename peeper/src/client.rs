@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
-use crate::call::{Answer, Call, Replied, Replies};
+use crate::call::{Answer, Call, Outgoing, Replied, Replies};
 use crate::erased;
 use crate::mailbox::KeyedCall;
 use crate::mailbox::{Caller, Envelope, Timed};
@@ -76,7 +76,7 @@ impl<S: Server> Client<S> {
     /// # Errors
     /// As [`call`](Client::call).
     pub fn call_timeout(&self, call: S::Call, timeout: Duration) -> Call<'_, S> {
-        Call::new(self, call, timeout, Some)
+        Call::new(self, Outgoing::Call(call), timeout, Some)
     }
 
     /// What the typed client's call methods return: the call, its reply unpacked from the
@@ -88,7 +88,7 @@ impl<S: Server> Client<S> {
         timeout: Duration,
         unpack: fn(S::Reply) -> Option<T>,
     ) -> Call<'_, S, T> {
-        Call::new(self, call, timeout, unpack)
+        Call::new(self, Outgoing::Call(call), timeout, unpack)
     }
 
     /// The calls of this client, made with an idempotency key: the first call with `key` runs
@@ -147,7 +147,7 @@ impl<S: Server> Client<S> {
         self.branch
             .send_waking(|| self.mailbox.send(envelope))
             .map_err(|_| CallError::Stopped(self.branch.exit_or_normal()))?;
-        // See `Answer`: on a multi-thread runtime the timer is armed at the first poll.
+        // See `Answer`: how it waits depends on the runtime the server runs on.
         Ok(Answer::new(answer, timeout, self.branch.on_multi_thread()))
     }
 
@@ -360,7 +360,12 @@ impl<'client, S: Server> Idempotent<'client, S> {
             codec: ReplyCodec { encode, decode },
             handler: &KeyedHandler::<S>::OF,
         });
-        Call::keyed(self.client, keyed, answer, self.timeout, unpack)
+        Call::new(
+            self.client,
+            Outgoing::Keyed(keyed, answer),
+            self.timeout,
+            unpack,
+        )
     }
 }
 
