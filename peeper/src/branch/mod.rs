@@ -403,13 +403,18 @@ impl Branch {
             .map_err(|SendError::Stopped(exit)| StopError::AlreadyStopped(exit))?;
         self.inner
             .status
-            .wait_for(|s| match (&s.unstored, &s.terminate_panicked) {
-                (Some(error), _) if !s.finished => Some(Err(StopError::Store((**error).clone()))),
-                _ if !s.finished => None,
-                (_, Some(message)) => Some(Err(StopError::Terminate {
-                    message: message.clone(),
-                })),
-                _ => Some(Ok(())),
+            .wait_for(|s| {
+                if !s.finished {
+                    // Not finished: an answer already only if its last state cannot be stored.
+                    let unstored = s.unstored.as_deref().cloned();
+                    return unstored.map(|error| Err(StopError::Store(error)));
+                }
+                Some(match &s.terminate_panicked {
+                    Some(message) => Err(StopError::Terminate {
+                        message: message.clone(),
+                    }),
+                    None => Ok(()),
+                })
             })
             .await
     }
@@ -478,11 +483,13 @@ impl Branch {
     pub(crate) async fn ready(&self) -> Result<(), Exit> {
         self.inner
             .status
-            .wait_for(|s| match (&s.exit, s.ready) {
-                (_, Some(_)) => Some(Ok(())),
-                (Some(exit), None) if s.finished => Some(Err(exit.clone())),
-                (None, None) if s.finished => Some(Ok(())),
-                _ => None,
+            .wait_for(|s| {
+                if s.ready.is_some() {
+                    Some(Ok(()))
+                } else {
+                    // Ended before its first `init` completed: the exit says why.
+                    s.finished.then(|| s.exit.clone().map_or(Ok(()), Err))
+                }
             })
             .await
     }
