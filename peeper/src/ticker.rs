@@ -150,9 +150,10 @@ fn run(ticker: &'static Ticker) -> ! {
 
 /// Wakes every registered waker; whether there was any.
 fn drain(ticker: &Ticker) -> bool {
-    let shards = lock(&ticker.shards).clone();
     let mut wakers = mem::take(&mut *lock(&ticker.orphans));
-    for shard in shards {
+    // Registrations take only their own shard's lock, and a thread's shard is added and removed
+    // under the list's lock alone: holding both here cannot deadlock. The wakes run after.
+    for shard in lock(&ticker.shards).iter() {
         wakers.append(&mut lock(&shard.wakers));
     }
     let woke = !wakers.is_empty();
