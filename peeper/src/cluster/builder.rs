@@ -10,10 +10,8 @@ use tokio::sync::broadcast;
 
 use super::inner::{adopt, listen, watch_lost};
 use super::{Node, NodeInner, Postgres};
-use crate::store::{Persist, Storage, StoreError};
+use crate::store::{BoxFuture, Persist, Storage, StoreError};
 use crate::{Branch, Builder, Client, DynamicSupervisor, StartError};
-
-use crate::store::BoxFuture;
 
 /// How a [`Node`] is built: [`Node::builder`].
 #[must_use = "a builder does nothing until `.start().await`"]

@@ -12,10 +12,8 @@ use super::wire::{INVOKE, Invoke, Message, Outcome, WireCodec};
 use crate::cluster::NodeInner;
 use crate::remote::{DecodeError, Wire};
 use crate::store::postgres::Route;
-use crate::store::{Key, Persist, StoreError};
+use crate::store::{BoxFuture, Key, Persist, StoreError};
 use crate::{CallError, Client, Exit, SendError, StartError, Undelivered};
-
-use crate::store::BoxFuture;
 
 /// Hands messages to the servers of one kind.
 pub(crate) trait Serve: Send + Sync {
