@@ -74,15 +74,28 @@ fn builder(name: &str, storage: &Storage) -> peeper::Builder<Session, SessionCli
         .on_stop(OnStop::Keep)
 }
 
+/// The envelope's header: magic, envelope version, codec id, schema version.
+const HEADER: usize = 10;
+
+/// A store holding, under `key`, `whole` as an earlier build stored it: in the envelope (version
+/// 1, codec 1: MessagePack with named fields, schema version 1).
+fn stored_whole(key: Key, whole: &impl serde::Serialize) -> Storage {
+    let payload = rmp_serde::to_vec_named(whole).unwrap();
+    let bytes = [b"PEEP".as_slice(), &[1, 1], &1u32.to_le_bytes(), &payload].concat();
+    let memory = Memory::new();
+    memory.put_raw(key, bytes);
+    Storage::new(memory)
+}
+
 /// The field names of the stored payload (MessagePack with named fields, after the envelope's
-/// 10-byte header).
+/// header).
 async fn stored_fields(storage: &Storage, name: &str) -> Vec<String> {
     let bytes = storage
         .read(&Key::new(Session::KIND, name))
         .await
         .unwrap()
         .expect("the state is stored");
-    let fields: BTreeMap<String, serde::de::IgnoredAny> = rmp_serde::from_slice(&bytes[10..])
+    let fields: BTreeMap<String, serde::de::IgnoredAny> = rmp_serde::from_slice(&bytes[HEADER..])
         .unwrap_or_else(|error| panic!("not a map of named fields ({error}): {bytes:?}"));
     fields.into_keys().collect()
 }
@@ -149,17 +162,12 @@ async fn a_state_stored_whole_is_read_as_its_kept_fields() {
     }
 
     let name = unique("whole");
-    let payload = rmp_serde::to_vec_named(&Whole {
+    let whole = Whole {
         cart: vec!["pen".into()],
         connection: "stored by an older build".into(),
         seen_at_init: Some(7),
-    })
-    .unwrap();
-    // The envelope: magic, envelope version 1, codec 1 (MessagePack), schema version 1.
-    let bytes = [b"PEEP".as_slice(), &[1, 1], &1u32.to_le_bytes(), &payload].concat();
-    let memory = Memory::new();
-    memory.put_raw(Key::new(Session::KIND, &name), bytes);
-    let storage = Storage::new(memory);
+    };
+    let storage = stored_whole(Key::new(Session::KIND, &name), &whole);
 
     let session = builder(&name, &storage).start().await.unwrap();
     let (cart, connection, seen) = session.look().await.unwrap();
@@ -210,12 +218,8 @@ async fn a_renamed_state_stored_whole_is_read_under_its_own_names() {
         last_item: Some("pen".into()),
         scratch: vec![1, 2, 3],
     };
-    let payload = rmp_serde::to_vec_named(&whole).unwrap();
-    let bytes = [b"PEEP".as_slice(), &[1, 1], &1u32.to_le_bytes(), &payload].concat();
-    let memory = Memory::new();
     let key = Key::new(Basket::KIND, &name);
-    memory.put_raw(key.clone(), bytes);
-    let storage = Storage::new(memory);
+    let storage = stored_whole(key.clone(), &whole);
 
     let basket = Basket::builder(Basket::default())
         .name(&name)
@@ -230,7 +234,7 @@ async fn a_renamed_state_stored_whole_is_read_under_its_own_names() {
 
     // Stored again under the same names: the state's own derive reads the kept fields back.
     let bytes = storage.read(&key).await.unwrap().unwrap();
-    let stored: Basket = rmp_serde::from_slice(&bytes[10..]).unwrap();
+    let stored: Basket = rmp_serde::from_slice(&bytes[HEADER..]).unwrap();
     assert_eq!(
         (stored.item_count, stored.last_item),
         (3, Some("ink".to_owned()))
