@@ -222,6 +222,7 @@ impl<T> Future for Answer<T> {
 impl Late {
     /// The timer to arm now, for a reply not there yet: what is left of `timeout`; or `None`,
     /// having arranged to be polled again before arming it.
+    #[inline]
     fn due(&mut self, timeout: Duration, cx: &TaskContext<'_>) -> Option<Duration> {
         match *self {
             Late::Yield => {
