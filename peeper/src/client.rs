@@ -3,13 +3,13 @@
 use std::fmt;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
 use crate::call::{Answer, Call, Outgoing, Replied, Replies};
 use crate::erased;
 use crate::mailbox::KeyedCall;
-use crate::mailbox::{Caller, Envelope, Timed};
+use crate::mailbox::{Caller, Envelope, Outbox, Timed};
 use crate::retained::{IdempotencyKey, ReplyCodec, Retainable};
 use crate::worker::KeyedHandler;
 use crate::{Branch, CallError, SendError, Server, StopError};
@@ -43,12 +43,12 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// # Ok(()) }
 /// ```
 pub struct Client<S: Server> {
-    mailbox: mpsc::UnboundedSender<Envelope<S>>,
+    mailbox: Outbox<Envelope<S>>,
     branch: Branch,
 }
 
 impl<S: Server> Client<S> {
-    pub(crate) fn new(mailbox: mpsc::UnboundedSender<Envelope<S>>, branch: Branch) -> Self {
+    pub(crate) fn new(mailbox: Outbox<Envelope<S>>, branch: Branch) -> Self {
         Client { mailbox, branch }
     }
 
@@ -240,12 +240,6 @@ impl<S: Server> Client<S> {
         self.branch
             .send_waking(|| self.mailbox.send(envelope))
             .map_err(|_| SendError::Stopped(self.branch.exit_or_normal()))
-    }
-
-    /// Puts `envelope` back into the mailbox without waking a hibernating branch (the caller
-    /// holds the sleeping lock, and decides about waking itself).
-    pub(crate) fn requeue(&self, envelope: Envelope<S>) {
-        let _ = self.mailbox.send(envelope);
     }
 
     fn enqueue_after(&self, delay: Duration, envelope: Envelope<S>) -> Result<Timer, SendError> {

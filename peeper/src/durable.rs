@@ -32,7 +32,7 @@ pub(crate) struct Durable<S: crate::Server> {
 
 /// Takes the mailbox (and the branch) of a server that moved to another node.
 pub(crate) type Forward<S> = std::sync::Arc<
-    dyn Fn(tokio::sync::mpsc::UnboundedReceiver<crate::mailbox::Envelope<S>>, Branch) + Send + Sync,
+    dyn Fn(crate::mailbox::Inbox<crate::mailbox::Envelope<S>>, Branch) + Send + Sync,
 >;
 
 impl<S: crate::Server> Durable<S> {

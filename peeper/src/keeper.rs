@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::erased::{self, BoxFuture, Erased, catch, catch_once};
 use crate::keep::Keep;
-use crate::mailbox::Envelope;
+use crate::mailbox::{Envelope, Inbox as Mailbox};
 use crate::panics::panic_message;
 use crate::retained::Retained;
 use crate::{Exit, Listener, Server, Tracked};
@@ -42,7 +42,7 @@ pub(crate) struct Cell<S: Server> {
     /// the worker, so that a worker killed while its `terminate` awaits cannot take the stop
     /// with it (its request was consumed with the `Stop` message).
     pub(crate) stopping: Option<Box<Exit>>,
-    pub(crate) mailbox: mpsc::UnboundedReceiver<Envelope<S>>,
+    pub(crate) mailbox: Mailbox<Envelope<S>>,
     /// The fingerprint of the stored bytes the live state was just read from (a start on a
     /// stored state, a revival): the first `init` that leaves it as it was need not write it
     /// back. Taken by it.
@@ -54,11 +54,11 @@ pub(crate) struct Cell<S: Server> {
 
 impl<S: Server> Cell<S> {
     /// The mailbox, out of a cell whose state is being dropped (hibernation).
-    pub(crate) fn into_mailbox(self) -> mpsc::UnboundedReceiver<Envelope<S>> {
+    pub(crate) fn into_mailbox(self) -> Mailbox<Envelope<S>> {
         self.mailbox
     }
 
-    pub(crate) fn new(state: S, mailbox: mpsc::UnboundedReceiver<Envelope<S>>) -> Self {
+    pub(crate) fn new(state: S, mailbox: Mailbox<Envelope<S>>) -> Self {
         Cell {
             live: Tracked::new(state),
             good: None,

@@ -92,7 +92,7 @@
 //! # How the data flows
 //!
 //! ```text
-//!   Client (clone per user) ──mailbox (unbounded mpsc)──►  Cell { live, good, scratch, mailbox rx }
+//!   Client (clone per user) ──mailbox (unbounded queue)─►  Cell { live, good, scratch, mailbox rx }
 //!      │                                                      ▲ locked once per worker lifetime
 //!      │ control (kill, stop, handoff)                        │
 //!      ▼                                                      │
@@ -110,7 +110,9 @@
 //!   listener is that one task; a listener adds a task of its own, so that its callbacks never
 //!   run on the worker's path. Hibernation ends the task; a revival starts a new one.
 //! - **The mailbox** is one unbounded channel per branch. Its receiver lives in the cell, not in
-//!   a worker, so a worker's death never drops a queued message.
+//!   a worker, so a worker's death never drops a queued message. It is a queue under a lock, not
+//!   tokio's channel: an empty one holds no buffer, so a hibernating server gives its mailbox's
+//!   memory back, and the receiver takes a whole burst in one lock.
 //! - **The cell** (the keeper) holds the live state, the last good copy and the mailbox receiver.
 //!   A worker locks it once for its whole life, so keeping the state after a handler is a plain
 //!   write, with no message and no wake-up. When the worker ends, however it ends, its lock

@@ -1,10 +1,8 @@
 //! The end of a branch: `terminate`, the exit, the drained mailbox, the last write and the
 //! release of the claim, the listener's `on_terminate`, the name.
 
-use std::task::Poll;
-
 use super::durably::{LastWrite, durable_paths};
-use super::{Supervisor, leave, receive_unhooked};
+use super::{Supervisor, leave};
 use crate::keeper::Event;
 use crate::worker;
 use crate::{Context, Exit, Server};
@@ -32,20 +30,13 @@ impl<S: Server> Supervisor<S> {
                     .as_ref()
                     .and_then(|durable| durable.forward.as_ref()),
             ) {
-                let (_, closed) = tokio::sync::mpsc::unbounded_channel();
+                let (_, closed) = crate::mailbox::channel();
                 forward(std::mem::replace(&mut cell.mailbox, closed), branch.clone());
             }
-            // Whatever is queued now is refused (the exit is published: later sends fail), and
-            // the task's waker leaves the channel, which clients keep alive after the end.
-            let refused = std::future::poll_fn(|_| {
-                while let Some(envelope) = receive_unhooked(&mut cell.mailbox) {
-                    envelope.refuse(&exit);
-                }
-                Poll::Ready(())
-            });
-            tokio::task::unconstrained(refused).await;
+            // Later sends fail, whatever is queued now is refused, and the task's waker leaves
+            // the channel, which clients keep alive after the end.
             cell.mailbox.close();
-            while let Ok(envelope) = cell.mailbox.try_recv() {
+            while let Some(envelope) = cell.mailbox.try_recv() {
                 envelope.refuse(&exit);
             }
             // Fenced: another node owns the server now; this node must not write nor release.

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use tokio::runtime::Handle;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::Mutex;
 
-use super::{Parts, Supervisor, leave, receive_unhooked, release, spawn};
+use super::{Parts, Supervisor, leave, release, spawn};
 use crate::branch::Commands;
 use crate::durable::Durable;
 use crate::erased;
 use crate::keeper::{BoxedListener, Cell, Event, Kept};
-use crate::mailbox::Envelope;
+use crate::mailbox::{Envelope, Inbox};
 use crate::options::Options;
 use crate::store::StoreError;
 use crate::{Branch, Client, Exit, Server};
@@ -42,19 +42,8 @@ impl<S: Server> Supervisor<S> {
             .commands
             .as_ref()
             .is_some_and(|commands| !commands.is_empty());
-        let stray = (sleeping.mailbox.is_empty() && !pending_control)
-            .then(|| receive_unhooked(&mut sleeping.mailbox))
-            .flatten();
-        if let Some(envelope) = stray {
-            // Cannot happen: every send takes the lock held here, and the mailbox was empty. Were
-            // it to, the message goes back, alone in the mailbox, so its order stands.
-            tracing::error!(
-                server = branch.server(),
-                name = branch.name(),
-                "a message reached the mailbox of a branch going to sleep; staying awake"
-            );
-            sleeping.client.requeue(envelope);
-        }
+        // The ended task's waker leaves the channel: the clients keep the channel alive.
+        sleeping.mailbox.unhook();
         if !sleeping.mailbox.is_empty() || pending_control {
             // A message or request came in while the branch was getting ready to sleep: stay
             // awake. (Any later one finds the slot filled, under this same lock, and wakes it.)
@@ -72,6 +61,9 @@ impl<S: Server> Supervisor<S> {
             .inner
             .status
             .send_modify(|status| status.hibernating = true);
+        // Empty, and no send can fill it while this lock is held: its buffers go, and the
+        // message that revives the branch allocates them again.
+        sleeping.mailbox.shrink();
         sleeping.runtime = Some(runtime);
         *slot = Some(Box::new(move || sleeping.wake()));
         drop(slot);
@@ -85,7 +77,7 @@ impl<S: Server> Supervisor<S> {
 
 /// A hibernating branch: everything but its state and its tasks.
 struct Sleeping<S: Server> {
-    mailbox: mpsc::UnboundedReceiver<Envelope<S>>,
+    mailbox: Inbox<Envelope<S>>,
     client: Client<S>,
     options: Options,
     listener: Option<BoxedListener<S>>,
@@ -231,18 +223,14 @@ impl<S: Server> Sleeping<S> {
 }
 
 /// Ends a branch that could not be revived: every queued caller hears why.
-fn finish_unrevived<S: Server>(
-    branch: &Branch,
-    mut mailbox: mpsc::UnboundedReceiver<Envelope<S>>,
-    exit: Exit,
-) {
+fn finish_unrevived<S: Server>(branch: &Branch, mut mailbox: Inbox<Envelope<S>>, exit: Exit) {
     tracing::error!(server = branch.server(), name = branch.name(), %exit, "stopped");
     branch
         .inner
         .status
         .send_modify(|status| status.exit = Some(exit.clone()));
     mailbox.close();
-    while let Ok(envelope) = mailbox.try_recv() {
+    while let Some(envelope) = mailbox.try_recv() {
         envelope.refuse(&exit);
     }
     leave::<S>(branch);

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use tokio::runtime::Handle;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::branch::{Commands, Control, Handoff, Moving};
@@ -446,22 +446,6 @@ impl<S: Server> Supervisor<S> {
             // The transfer gave up waiting: the branch must not vanish, so it restarts here.
             parts.spawn_on(&Handle::current());
         }
-    }
-}
-
-/// Receives from `mailbox` with a no-op waker: the next message, or `None` with the waker of the
-/// calling task replaced in the channel by one that does nothing.
-///
-/// A tokio channel keeps the waker of the last task that waited on it, and a waker keeps its
-/// task's allocation (the whole future's size) alive. Clients keep the channel alive after the
-/// branch's task has ended or hibernated; without this, each of them would keep the dead task's
-/// two kilobytes too. Called under `unconstrained`: with the task's budget spent, the receive
-/// would return `Pending` without touching the waker.
-fn receive_unhooked<T>(mailbox: &mut mpsc::UnboundedReceiver<T>) -> Option<T> {
-    let mut noop = std::task::Context::from_waker(std::task::Waker::noop());
-    match mailbox.poll_recv(&mut noop) {
-        Poll::Ready(received) => received,
-        Poll::Pending => None,
     }
 }
 

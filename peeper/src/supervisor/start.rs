@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::runtime::Handle;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::durably::{ClaimAndLoad, durable_paths};
@@ -100,7 +100,7 @@ pub(crate) async fn start<S: Server, C>(builder: Builder<S, C>) -> Result<Client
         options.name.clone(),
         options.idle_after.is_some(),
     );
-    let (mailbox, inbox) = mpsc::unbounded_channel();
+    let (mailbox, inbox) = crate::mailbox::channel();
     let client = Client::new(mailbox, branch.clone());
     let starting = Starting {
         branch: branch.clone(),

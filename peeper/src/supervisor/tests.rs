@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::Mutex;
 
 use super::{Parts, Supervisor};
 use crate::branch::Branch;
@@ -38,7 +38,7 @@ impl Server for Small {
 /// bound makes every idle server bigger; if it is worth it, raise the bound and say why.
 #[test]
 fn a_small_servers_task_stays_within_a_kibibyte() {
-    let (mailbox, inbox) = mpsc::unbounded_channel::<Envelope<Small>>();
+    let (mailbox, inbox) = crate::mailbox::channel::<Envelope<Small>>();
     let client = Client::new(mailbox, Branch::new("small", None, false));
     let parts = Parts {
         cell: Arc::new(Mutex::new(Cell::new(Small(0), inbox))),

@@ -14,7 +14,7 @@ use super::Remoting;
 use super::wire::{INVOKE, Invoke, Message, Outcome, WireCodec};
 use crate::branch::{Commands, Control};
 use crate::cluster::{Node, NodeInner};
-use crate::mailbox::{Envelope, Timed};
+use crate::mailbox::{Envelope, Inbox, Timed};
 use crate::remote::{Remote, Wire};
 use crate::store::postgres::Route;
 use crate::store::postgres::with_causes as chain;
@@ -76,7 +76,7 @@ impl<S: Persist + Remote> Link<S> {
             }));
         };
         let branch = Branch::link(std::any::type_name::<S>(), name.to_owned());
-        let (mailbox, envelopes) = mpsc::unbounded_channel();
+        let (mailbox, envelopes) = crate::mailbox::channel();
         let link = Arc::new(Link {
             node: Arc::downgrade(&node.inner),
             key: Key::new(S::KIND, name),
@@ -98,7 +98,7 @@ impl<S: Persist + Remote> Link<S> {
 pub(super) fn forward<S: Persist>(
     node: Weak<NodeInner>,
     name: &str,
-    mailbox: mpsc::UnboundedReceiver<Envelope<S>>,
+    mailbox: Inbox<Envelope<S>>,
     branch: Branch,
 ) {
     let Some(wire) = S::__WIRE else { return };
@@ -122,7 +122,7 @@ pub(super) async fn activate<S: Persist>(link: &Link<S>) -> Result<(), CallError
 /// The link's task: forwards calls concurrently, casts and infos in order, and a stop.
 async fn run<S: Persist>(
     link: Arc<Link<S>>,
-    mut envelopes: mpsc::UnboundedReceiver<Envelope<S>>,
+    mut envelopes: Inbox<Envelope<S>>,
     mut commands: Commands,
     branch: Branch,
 ) {
@@ -138,7 +138,7 @@ async fn run<S: Persist>(
             control = poll_fn(|cx| commands.poll_recv(cx)) => match control {
                 Control::Stop(exit) => {
                     // What was queued before the stop goes first.
-                    while let Ok(envelope) = envelopes.try_recv() {
+                    while let Some(envelope) = envelopes.try_recv() {
                         link.forward(envelope, &casts);
                     }
                     drop(casts);
@@ -157,7 +157,7 @@ async fn run<S: Persist>(
     branch.finish_link(exit.clone());
     commands.unhook();
     envelopes.close();
-    while let Ok(envelope) = envelopes.try_recv() {
+    while let Some(envelope) = envelopes.try_recv() {
         envelope.refuse(&exit);
     }
 }

@@ -1,8 +1,13 @@
 //! What travels through a server's mailbox.
 //!
-//! The mailbox is one unbounded channel per branch. Its receiving end lives in the keeper's
+//! The mailbox is one unbounded channel per branch ([`channel`]: a queue under a lock, which
+//! holds no buffer while it is empty and shrunk). Its receiving end lives in the keeper's
 //! [`Cell`](crate::keeper::Cell), never in a worker, so a killed worker cannot take queued
 //! messages down with it; its sending end lives in every [`Client`](crate::Client).
+
+mod channel;
+
+pub(crate) use channel::{Inbox, Outbox, channel};
 
 use crate::reply::Sender;
 use crate::retained::{IdempotencyKey, ReplyCodec};
