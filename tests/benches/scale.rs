@@ -32,6 +32,9 @@
 //!   ratio above 1 is better).
 //! - `call_ct`: one call round trip on a current-thread runtime, back to back (ns per call).
 //! - `cast_ct`: batches of 1,000 casts flushed by one call (ns per cast).
+//! - `cast_mt_8_one`: a 2-worker multi-thread runtime, one server; 8 sender tasks at once, each
+//!   sending batches of 1,000 casts flushed by one call: the mailbox under contention (ns per cast,
+//!   from the spawn of the senders to the last one's end).
 //!
 //! Method: not criterion. The contenders run in one process and take turns: every round measures
 //! each contender once, in an order that rotates from round to round, so that a burst of noise
@@ -75,6 +78,8 @@ const CAST_BATCHES: usize = 20;
 /// Caller tasks of `call_mt_8`, and calls each makes per round.
 const CALLERS: usize = 8;
 const CALLS_PER_CALLER: usize = 10_000;
+/// Sender tasks of `cast_mt_8_one`.
+const SENDERS: usize = 8;
 /// Stops in flight at once in `stop_mt`.
 const STOPS_IN_FLIGHT: usize = 64;
 /// Servers of the `heap_hibernated_*` rows (fewer if `PEEPER_SCALE_MAX` is lower).
@@ -486,6 +491,42 @@ fn calls_ct<K: Contender>(rt: &Runtime, contender: usize) -> Run<'_, 2> {
     )
 }
 
+/// `cast_mt_8_one`: `SENDERS` tasks casting to one server at once, each flushing its batches with
+/// a call; ns per cast.
+fn casts_mt<K: Contender>(rt: &Runtime, contender: usize) -> Run<'_, 1> {
+    let handle = Arc::new(rt.block_on(async { tokio::spawn(K::start()).await.unwrap() }));
+    let kept = handle.clone();
+    Run::new(
+        contender,
+        move |_| {
+            rt.block_on(async {
+                let began = Instant::now();
+                let senders: Vec<_> = (0..SENDERS)
+                    .map(|_| {
+                        let handle = handle.clone();
+                        tokio::spawn(async move {
+                            for _ in 0..CAST_BATCHES {
+                                for _ in 0..CAST_BATCH {
+                                    K::cast(&handle);
+                                }
+                                black_box(K::call(&handle).await);
+                            }
+                        })
+                    })
+                    .collect();
+                for sender in senders {
+                    sender.await.unwrap();
+                }
+                [ns_per(began.elapsed(), SENDERS * CAST_BATCHES * CAST_BATCH)]
+            })
+        },
+        move || {
+            let handle = Arc::into_inner(kept).unwrap();
+            rt.block_on(async { tokio::spawn(K::stop(handle)).await.unwrap() });
+        },
+    )
+}
+
 /// Starts `n` servers one after the other, then stops them all with `STOPS_IN_FLIGHT` stops in
 /// flight: ns per start, ns per stop. Runs in a task of `rt`.
 fn start_stop_mt<K: Contender>(rt: &Runtime, n: usize) -> [f64; 2] {
@@ -752,6 +793,18 @@ fn main() {
         );
         table.row("call_ct", Unit::Ns, 1, &samples, 0);
         table.row("cast_ct", Unit::Ns, 1, &samples, 1);
+    }
+
+    if wants("cast_mt_8_one") {
+        let samples = interleave(
+            rounds,
+            true,
+            active
+                .iter()
+                .map(|&c| with_contender!(c, K => casts_mt::<K>(&mt, c)))
+                .collect(),
+        );
+        table.row("cast_mt_8_one", Unit::Ns, 1, &samples, 0);
     }
 
     let start_sizes = if wants("start_mt") || wants("stop_mt") {

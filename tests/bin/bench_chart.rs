@@ -197,6 +197,10 @@ const WORKLOADS: &[Workload] = &[
         label: "cast, current-thread",
     },
     Workload {
+        id: "cast_mt_8_one",
+        label: "cast, multi-thread, 8 senders to one server",
+    },
+    Workload {
         id: "start_mt",
         label: "start per server, multi-thread",
     },

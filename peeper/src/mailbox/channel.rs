@@ -153,10 +153,16 @@ impl<T> Inbox<T> {
             return Poll::Ready(Some(item));
         }
         let mut queue = self.shared.queue();
-        if !queue.items.is_empty() {
-            std::mem::swap(&mut queue.items, &mut self.taken);
-            drop(queue);
-            return Poll::Ready(self.taken.pop_front());
+        match queue.items.len() {
+            0 => {}
+            // One at a time (a call's round trip), the queue's one buffer is all the mailbox
+            // touches: swapping would alternate two, and a cold one costs more than the lock.
+            1 => return Poll::Ready(queue.items.pop_front()),
+            _ => {
+                std::mem::swap(&mut queue.items, &mut self.taken);
+                drop(queue);
+                return Poll::Ready(self.taken.pop_front());
+            }
         }
         if queue.closed || self.shared.senders.load(Ordering::Acquire) == 0 {
             return Poll::Ready(None);
