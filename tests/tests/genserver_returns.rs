@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use peeper::{CallError, Exit, Ignore, Listener, ReplyTo, StartError, StopError};
+use peeper::{CallError, Exit, Ignore, Listener, ReplyTo, Server as _, StartError, StopError};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
@@ -116,6 +116,59 @@ async fn calling_self_from_init_fails_at_once() {
     let server = SelfInit::start(SelfInit::default()).await.unwrap();
     assert_eq!(Instant::now(), before);
     assert_eq!(server.heard().await, Ok(Some(CallError::CallingSelf)));
+}
+
+/// Calls itself from `terminate`, and tells the test what it heard. Written by hand: the
+/// macro's `#[terminate]` takes no context.
+#[derive(Clone)]
+struct Farewell {
+    heard: tokio::sync::mpsc::UnboundedSender<Result<(), CallError>>,
+}
+
+impl peeper::Server for Farewell {
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    type Info = ();
+    type Keep = peeper::keep::Snapshot;
+
+    async fn handle_call(_: &mut peeper::Tracked<Self>, (): (), _: &mut peeper::Context<Self>) {}
+
+    async fn handle_cast(_: &mut peeper::Tracked<Self>, (): (), _: &mut peeper::Context<Self>) {
+        panic!("a deliberate crash");
+    }
+
+    async fn terminate(&mut self, _: &Exit, ctx: &mut peeper::Context<Self>) {
+        let heard = ctx.client().call(()).await;
+        self.heard.send(heard).unwrap();
+    }
+}
+
+/// `terminate` is a handler too, wherever it runs: after a stop it runs in the worker, after the
+/// restart intensity is spent it runs in the supervisor. Calling itself fails at once in both.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn calling_self_from_terminate_fails_at_once() {
+    let (heard, mut hear) = tokio::sync::mpsc::unbounded_channel();
+    let before = Instant::now();
+
+    let stopped = Farewell::start(Farewell {
+        heard: heard.clone(),
+    })
+    .await
+    .unwrap();
+    stopped.stop().await.unwrap();
+    assert_eq!(hear.recv().await, Some(Err(CallError::CallingSelf)));
+
+    let given_up = Farewell::builder(Farewell { heard })
+        .max_restarts(0)
+        .start()
+        .await
+        .unwrap();
+    let ended = given_up.branch().ended();
+    given_up.cast(()).unwrap();
+    assert!(matches!(ended.await, Exit::RestartLimit { .. }));
+    assert_eq!(hear.recv().await, Some(Err(CallError::CallingSelf)));
+    assert_eq!(Instant::now(), before, "no call waited for its timeout");
 }
 
 // ---- loop_start_fail and cancel-safe starts --------------------------------------------------

@@ -341,7 +341,7 @@ impl<S: Server> Worker<S> {
 /// Unmarked: the supervisor polls the whole worker marked as a handler of its branch (see
 /// [`handling`](crate::handling)), which costs two thread-local writes per poll of the worker
 /// rather than per poll of each handler. Nothing the worker runs between handlers calls or
-/// stops its own branch.
+/// stops its own branch. [`terminate`], which the supervisor runs too, marks itself.
 fn guarded<F: Future>(handler: Pin<&mut F>) -> Guarded<'_, F> {
     Guarded {
         branch: None,
@@ -384,7 +384,14 @@ pub(crate) async fn terminate<S: Server>(cell: &mut Cell<S>, reason: &Exit, ctx:
     }
     let branch = ctx.client().branch().clone();
     let state = cell.live.untracked_mut();
-    if let Err(payload) = guarded(pin!(state.terminate(reason, ctx))).await {
+    // Marked itself: besides the worker (whose poll is marked already), the supervisor runs it
+    // when the branch ends after a crash, and a handler there calling its own server must fail
+    // at once as in any other handler.
+    let terminating = Guarded {
+        branch: Some(branch.id()),
+        future: pin!(state.terminate(reason, ctx)),
+    };
+    if let Err(payload) = terminating.await {
         let message = panic_message(&*payload);
         crate::log::terminate_panicked(std::any::type_name::<S>(), &message);
         branch
