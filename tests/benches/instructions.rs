@@ -8,6 +8,10 @@
 //! - workload `cast`: `n` casts (`inc`), then one call to flush them;
 //! - workload `call`: `n` call round trips (`get`);
 //! - workload `cycle`: `n` times start a server, one call, stop it and wait until it is gone;
+//! - workload `scatter`: start [`SCATTER`] servers, then `n` call round trips, each to one of
+//!   them picked by a fixed pseudo-random sequence, after one call to each: run with
+//!   `--cache-sim=yes`, it counts the cache misses a call costs when its server is cold, as at
+//!   100k servers in the scale bench (`scripts/cache-misses`);
 //! - contender `baseline` (the hand-written tokio actor of `shared/counters.rs`) or `peeper`
 //!   (a `#[peeper::server]` counter with the default keep, as in the `scale` bench).
 #![allow(clippy::unwrap_used)]
@@ -19,6 +23,20 @@ use std::hint::black_box;
 mod counters;
 
 use counters::Counter;
+
+/// The servers of the `scatter` workload: far more than any cache holds.
+const SCATTER: usize = 100_000;
+
+/// The fixed pseudo-random server order of `scatter` (a 64-bit LCG, Knuth's MMIX constants).
+fn scatter(n: u64) -> impl Iterator<Item = usize> {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    (0..n).map(move |_| {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        usize::try_from(x >> 33).unwrap() % SCATTER
+    })
+}
 
 async fn baseline(workload: &str, n: u64) {
     match workload {
@@ -44,7 +62,19 @@ async fn baseline(workload: &str, n: u64) {
                 actor.stop().await;
             }
         }
-        other => panic!("unknown workload `{other}`: cast, call or cycle"),
+        "scatter" => {
+            let actors: Vec<_> = (0..SCATTER).map(|_| counters::Actor::start()).collect();
+            // Each server called once: what is measured is the steady state, not a first call.
+            for actor in &actors {
+                black_box(actor.get().await);
+            }
+            for i in scatter(n) {
+                black_box(actors[i].get().await);
+            }
+            // Not the 100k servers' teardown, whose cost depends on the memory's layout.
+            std::process::exit(0);
+        }
+        other => panic!("unknown workload `{other}`: cast, call, cycle or scatter"),
     }
 }
 
@@ -72,7 +102,21 @@ async fn peeper(workload: &str, n: u64) {
                 counter.stop().await.unwrap();
             }
         }
-        other => panic!("unknown workload `{other}`: cast, call or cycle"),
+        "scatter" => {
+            let mut counters = Vec::with_capacity(SCATTER);
+            for _ in 0..SCATTER {
+                counters.push(Counter::start(Counter::default()).await.unwrap());
+            }
+            for counter in &counters {
+                black_box(counter.get().await.unwrap());
+            }
+            for i in scatter(n) {
+                black_box(counters[i].get().await.unwrap());
+            }
+            // Not the 100k servers' teardown, whose cost depends on the memory's layout.
+            std::process::exit(0);
+        }
+        other => panic!("unknown workload `{other}`: cast, call, cycle or scatter"),
     }
 }
 
@@ -83,7 +127,7 @@ fn main() {
         if args.iter().any(|arg| arg == "--bench") {
             return;
         }
-        panic!("usage: instructions <cast|call|cycle> <baseline|peeper> <n>");
+        panic!("usage: instructions <cast|call|cycle|scatter> <baseline|peeper> <n>");
     };
     let n: u64 = n.parse().expect("n is a count");
     let runtime = tokio::runtime::Builder::new_current_thread()
