@@ -232,6 +232,17 @@ macro_rules! with_contender {
     };
 }
 
+/// One [`Run`] per contender in `$active`: `$body`, with `$c` the contender's index and `$K` its
+/// type (see [`with_contender!`]).
+macro_rules! runs {
+    ($active:expr, |$c:ident| $K:ident => $body:expr) => {
+        $active
+            .iter()
+            .map(|&$c| with_contender!($c, $K => $body))
+            .collect()
+    };
+}
+
 /// One contender's part of a measurement: `measure` takes the round's number and returns `M`
 /// values; `finish` stops what the measurement keeps running between rounds.
 struct Run<'a, const M: usize> {
@@ -774,36 +785,19 @@ fn main() {
         let samples = interleave(
             rounds,
             true,
-            active
-                .iter()
-                .map(|&c| with_contender!(c, K => start_call_stop_ct::<K>(&ct, c)))
-                .collect(),
+            runs!(active, |c| K => start_call_stop_ct::<K>(&ct, c)),
         );
         table.row("start_call_stop_ct", Unit::Ns, 1, &samples, 0);
     }
 
     if wants("call_ct") || wants("cast_ct") {
-        let samples = interleave(
-            rounds,
-            true,
-            active
-                .iter()
-                .map(|&c| with_contender!(c, K => calls_ct::<K>(&ct, c)))
-                .collect(),
-        );
+        let samples = interleave(rounds, true, runs!(active, |c| K => calls_ct::<K>(&ct, c)));
         table.row("call_ct", Unit::Ns, 1, &samples, 0);
         table.row("cast_ct", Unit::Ns, 1, &samples, 1);
     }
 
     if wants("cast_mt_8_one") {
-        let samples = interleave(
-            rounds,
-            true,
-            active
-                .iter()
-                .map(|&c| with_contender!(c, K => casts_mt::<K>(&mt, c)))
-                .collect(),
-        );
+        let samples = interleave(rounds, true, runs!(active, |c| K => casts_mt::<K>(&mt, c)));
         table.row("cast_mt_8_one", Unit::Ns, 1, &samples, 0);
     }
 
@@ -845,10 +839,7 @@ fn main() {
         let samples = interleave(
             rounds,
             true,
-            active
-                .iter()
-                .map(|&c| with_contender!(c, K => calls_mt::<K>(&mt, c, n)))
-                .collect(),
+            runs!(active, |c| K => calls_mt::<K>(&mt, c, n)),
         );
         table.row("call_mt_8_p50", Unit::Ns, n, &samples, 0);
         table.row("call_mt_8_tput", Unit::PerSec, n, &samples, 1);
@@ -858,14 +849,7 @@ fn main() {
         .into_iter()
         .filter(|_| wants("heap_idle"))
     {
-        let samples = interleave(
-            1,
-            false,
-            active
-                .iter()
-                .map(|&c| with_contender!(c, K => heap_idle::<K>(&ct, c, n)))
-                .collect(),
-        );
+        let samples = interleave(1, false, runs!(active, |c| K => heap_idle::<K>(&ct, c, n)));
         table.row("heap_idle", Unit::Bytes, n, &samples, 0);
     }
 
