@@ -209,13 +209,14 @@ impl<T> Inbox<T> {
 
 impl<T> Drop for Inbox<T> {
     fn drop(&mut self) {
-        // Dropped outside the lock: dropping a call's reply sender wakes its caller.
-        let queued = {
+        // Both dropped outside the lock, as `close` and `unhook` do: dropping a call's reply
+        // sender wakes its caller, and dropping a waker may free its task.
+        let (waiting, queued) = {
             let mut queue = self.shared.queue();
             queue.closed = true;
-            drop(queue.receiver.take());
-            std::mem::take(&mut queue.items)
+            (queue.receiver.take(), std::mem::take(&mut queue.items))
         };
+        drop(waiting);
         drop(queued);
     }
 }
