@@ -53,14 +53,14 @@ fn poll_marked(branch: BranchId, poll: &mut dyn FnMut()) -> Result<(), Payload> 
 ///
 /// It holds the handler pinned where it was built (a handler's future can be large, and moving
 /// it into a wrapper would cost a copy per message).
-pub(crate) struct Guarded<'a, F> {
+pub(crate) struct Guarded<'a, F: ?Sized> {
     /// `Some` for the worker, polled marked as running a handler of that branch; `None` for the
     /// handlers it polls (inside that marked poll) and for futures that are not handlers.
     pub(crate) branch: Option<BranchId>,
     pub(crate) future: Pin<&'a mut F>,
 }
 
-impl<F: Future> Future for Guarded<'_, F> {
+impl<F: Future + ?Sized> Future for Guarded<'_, F> {
     type Output = Result<F::Output, Payload>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {

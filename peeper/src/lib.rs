@@ -97,7 +97,7 @@
 //!      │ control (kill, stop, handoff)                        │
 //!      ▼                                                      │
 //!   ┌─ the branch's task ───────────────────────────────────────────┐
-//!   │ Supervisor ──polls, under catch_unwind──► Worker future ───────┘
+//!   │ Supervision ──polls, under catch_unwind──► Worker future ──────┘
 //!   └──│───────────────────────────────────────────│─────────────────┘
 //!      │  restarts, end                            │ state changes
 //!      └──────────► events (mpsc) ◄────────────────┘  (only with a listener)
@@ -139,7 +139,10 @@
 //!
 //! The runtime is generic over the server type, and a generic function is compiled again in your
 //! crate for each server type. So the runtime keeps per-type code to what needs the type (the
-//! worker's loop, the supervision around it, the start and the end). The rest is written once:
+//! worker's loop, the start, the end, and the few steps of the supervision that touch the state).
+//! The rest is written once:
+//! - the branch's task: the supervision's loop, which polls the worker (boxed, through a vtable)
+//!   and the control queue, and tokio's task harness around it;
 //! - the checks of a start and the wait for its `init`;
 //! - the restart decisions;
 //! - the name registry;

@@ -527,6 +527,11 @@ impl Commands {
         Commands { branch }
     }
 
+    /// The branch whose requests these are.
+    pub(crate) fn branch(&self) -> &Branch {
+        &self.branch
+    }
+
     /// The next control request, or `Pending` with the task's waker registered for one.
     ///
     /// Polled on every wake-up of the branch's task (beside its worker), so the common case,

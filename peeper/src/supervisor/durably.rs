@@ -6,7 +6,8 @@
 
 use tokio::time::Instant;
 
-use super::{Supervisor, release, within};
+use super::typed::TypedHalf;
+use super::{Bits, release, within};
 use crate::durable::{ClaimGuard, Durable};
 use crate::erased::BoxFuture;
 use crate::keeper::Cell;
@@ -22,7 +23,7 @@ pub(super) struct DurablePaths<S: Server> {
     /// Writes the last state (or wipes it) and releases the claim, at the end.
     pub(super) last_write: for<'a> fn(LastWrite<'a, S>) -> BoxFuture<'a, ()>,
     /// Parks an idle branch until its next message.
-    pub(super) hibernate: fn(Supervisor<S>) -> BoxFuture<'static, ()>,
+    pub(super) hibernate: fn(TypedHalf<S>, Bits) -> BoxFuture<'static, ()>,
     /// What the worker does around its handlers.
     pub(super) worker: &'static Hooks<S>,
 }
@@ -32,7 +33,7 @@ impl<S: Persist> DurablePaths<S> {
     pub(super) const ALL: Self = DurablePaths {
         claim_and_load: |args| Box::pin(claim_and_load(args)),
         last_write: |args| Box::pin(last_write(args)),
-        hibernate: |supervisor| Box::pin(supervisor.hibernate()),
+        hibernate: |typed, bits| Box::pin(typed.hibernate_branch(bits)),
         worker: &Hooks::ALL,
     };
 }

@@ -2,17 +2,18 @@
 //! release of the claim, the listener's `on_terminate`, the name.
 
 use super::durably::{LastWrite, durable_paths};
-use super::{Supervisor, leave};
+use super::typed::TypedHalf;
+use super::{Bits, leave};
 use crate::keeper::Event;
 use crate::worker;
 use crate::{Context, Exit, Server};
 
-impl<S: Server> Supervisor<S> {
+impl<S: Server> TypedHalf<S> {
     /// Ends the branch for good; see the module docs for the order.
-    pub(super) async fn end(mut self, exit: Exit, run_terminate: bool) {
-        self.commands.unhook();
+    pub(super) async fn end_branch(mut self, bits: Bits, exit: Exit, run_terminate: bool) {
+        bits.commands.unhook();
         let branch = self.client.branch().clone();
-        let mut ctx = Context::new(self.incarnation, self.client.clone());
+        let mut ctx = Context::new(bits.incarnation, self.client.clone());
         {
             let mut cell = self.cell.lock().await;
             if run_terminate {

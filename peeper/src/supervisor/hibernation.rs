@@ -6,7 +6,8 @@ use std::sync::Arc;
 use tokio::runtime::Handle;
 use tokio::sync::Mutex;
 
-use super::{Parts, Supervisor, leave, release, spawn};
+use super::typed::TypedHalf;
+use super::{Bits, Parts, leave, release, spawn};
 use crate::branch::Commands;
 use crate::durable::Durable;
 use crate::erased;
@@ -16,13 +17,13 @@ use crate::options::Options;
 use crate::store::StoreError;
 use crate::{Branch, Client, Exit, Server};
 
-impl<S: Server> Supervisor<S> {
+impl<S: Server> TypedHalf<S> {
     /// Parks an idle branch: its tasks end and its state leaves memory (it is in the store); what
     /// it needs to come back waits in the branch's sleeping slot, and the next message or control
     /// request through any handle revives it (see [`Branch::send_waking`]).
-    pub(super) async fn hibernate(self) {
+    pub(super) async fn hibernate_branch(self, bits: Bits) {
         let branch = self.client.branch().clone();
-        let parts = self.into_parts(Event::Hibernate).await;
+        let parts = self.into_parts(bits, Event::Hibernate).await;
         // Nothing else holds the cell now: the worker and the keeper have ended.
         let Some(mut sleeping) = Sleeping::from_parts(parts) else {
             return;

@@ -7,51 +7,59 @@
 //! `terminate` if no worker did, publishes the exit, closes and drains the mailbox (each waiting
 //! caller hears why), lets the listener run `on_terminate`, frees the name and leaves its dynamic
 //! supervisor, then marks the branch finished.
+//!
+//! The task is written once for every server type ([`Supervision`], no type parameter): its loop,
+//! the crash decisions, and tokio's task harness are compiled here, in peeper, and not again in
+//! the user's crate for each server type. What needs the server's type (the cell, the client, the
+//! listener, the store, the worker's future, and the end, hand-over and hibernation that take
+//! them apart) is its typed half ([`TypedHalf`]), reached through the [`Typed`] vtable. Each
+//! incarnation's worker future is boxed by the typed half; a call to it costs a dynamic call per
+//! poll. (`scripts/compile-time/what-if.sh` measured what this saves a user's rebuild.)
 
 mod durably;
 mod end;
 mod hibernation;
 mod restarts;
 mod start;
+mod typed;
 
-use durably::durable_paths;
 use restarts::{Decision, Restarts};
 pub(crate) use start::start;
 use start::within;
+use typed::{Post, Typed, TypedHalf};
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use crate::branch::{Commands, Control, Handoff, Moving};
 use crate::durable::Durable;
-use crate::erased::{BoxFuture, Erased, Guarded};
+use crate::erased::{BoxFuture, Guarded};
 use crate::keep::Keep;
-use crate::keeper::{self, BoxedListener, Event, Kept, SharedCell};
-use crate::mailbox::Envelope;
+use crate::keeper::{BoxedListener, Kept, SharedCell};
 use crate::options::Options;
-use crate::worker::{Persistence, Worker, WorkerEnd};
+use crate::worker::WorkerEnd;
 use crate::{Branch, Client, Exit, Server, registry};
 
-/// How a branch's supervision hands its parts over to a transfer, reached through a pointer the
+/// How a branch's typed half hands its parts over to a transfer, reached through a pointer the
 /// request carries ([`Handoff::hand_over`]), so that a server never transferred does not compile
 /// it.
-pub(crate) struct HandOver<S: Server>(fn(Supervisor<S>, Parted) -> BoxFuture<'static, ()>);
+pub(crate) struct HandOver<S: Server>(fn(TypedHalf<S>, Bits, Parted) -> BoxFuture<'static, ()>);
 
 /// Where a transfer waits for the parts of the branch it moves.
 type Parted = oneshot::Sender<Box<dyn Moving>>;
 
 impl<S: Server> HandOver<S> {
     /// The path, in a constant so that `&HandOver::<S>::OF` is `'static`.
-    pub(crate) const OF: Self = HandOver(|supervisor, reply| Box::pin(supervisor.hand_over(reply)));
+    pub(crate) const OF: Self =
+        HandOver(|typed, bits, reply| Box::pin(typed.hand_over_parts(bits, reply)));
 }
 
-/// Everything a branch is made of, apart from its tasks: what a transfer moves.
+/// Everything a branch is made of, apart from its task: what a transfer moves.
 pub(crate) struct Parts<S: Server> {
     pub(crate) cell: SharedCell<S>,
     pub(crate) client: Client<S>,
@@ -67,8 +75,7 @@ pub(crate) struct Parts<S: Server> {
     /// dropped with the old one's receiver: a `stop()` would otherwise be lost, or be refused
     /// with `AlreadyStopped` by a branch that lives on.
     pub(crate) commands: Option<Commands>,
-    /// The store of a durable server (boxed: it stays in the task's future, and most servers
-    /// are not durable).
+    /// The store of a durable server (boxed: most servers are not durable).
     pub(crate) durable: Option<Box<Durable<S>>>,
 }
 
@@ -76,6 +83,13 @@ impl<S: Server> Moving for Parts<S> {
     fn spawn_on(self: Box<Self>, runtime: &Handle) {
         spawn(*self, runtime);
     }
+}
+
+/// The supervision's own parts, without a type parameter, which its typed half takes with it
+/// when it takes the branch apart (the end, a transfer, a hibernation).
+pub(crate) struct Bits {
+    commands: Commands,
+    incarnation: u64,
 }
 
 /// What every end of a branch does last but one (before it says it has finished): the kept
@@ -102,14 +116,20 @@ async fn release<S: Server>(durable: &Durable<S>, key: &crate::store::Key) {
 /// Spawns a branch's task on `runtime`: it supervises the branch and runs its workers.
 pub(crate) fn spawn<S: Server>(parts: Parts<S>, runtime: &Handle) {
     let branch = parts.client.branch().clone();
-    branch.runs_on(runtime);
     let first_start = parts.commands.is_none();
     // Built here, not in the task: the parts would take room in the task's future for its whole
     // life. Entered so that a listener's task is spawned on the branch's runtime.
-    let supervisor = {
+    let supervision = {
         let _entered = runtime.enter();
-        Supervisor::new(parts)
+        Supervision::new(parts)
     };
+    launch(&branch, runtime, supervision, first_start);
+}
+
+/// Spawns the supervision's task: one task type for every server, so tokio's task harness is
+/// compiled once, here.
+fn launch(branch: &Branch, runtime: &Handle, supervision: Supervision, first_start: bool) {
+    branch.runs_on(runtime);
     // The id is set under the lock, before the task can run (on another thread) and take the
     // lock to clear it at its end: a start that returns at once reports the id already. Nothing
     // dropped with the task (if the runtime is shutting down) takes this lock.
@@ -119,62 +139,23 @@ pub(crate) fn spawn<S: Server>(parts: Parts<S>, runtime: &Handle) {
     if first_start {
         tasks.control_open = true;
     }
-    tasks.task = Some(runtime.spawn(supervisor.run()).id());
+    tasks.task = Some(runtime.spawn(supervision.run()).id());
 }
 
-/// A branch's supervision, run by its one task around the current worker.
+/// A branch's supervision, run by its one task around the current worker; the same code for
+/// every server type.
 ///
-/// `repr(C)`, what every wake-up reads first: the control queue is looked at on each poll, and
-/// the task's future starts with these fields, so they share the cache line of the task's
-/// header instead of sitting past the options (`scripts/cache-misses`).
+/// `repr(C)`, what every wake-up reads first: the control queue is looked at on each poll, so it
+/// comes first, beside the pointer to the typed half (`scripts/cache-misses`).
 #[repr(C)]
-struct Supervisor<S: Server> {
+struct Supervision {
     commands: Commands,
-    cell: SharedCell<S>,
-    client: Client<S>,
+    typed: Box<dyn Typed>,
     incarnation: u64,
-    /// The link to the listener's task; only with a listener (boxed: most servers have none,
-    /// and this sits in the task's future).
-    listening: Option<Box<Listening<S>>>,
-    durable: Option<Box<Durable<S>>>,
-    initial: Option<Arc<Kept<S>>>,
     restarts: Restarts,
-    options: Options,
 }
 
-/// A branch's link to its listener's task.
-struct Listening<S: Server> {
-    /// Every event (restarts, the end) goes through here, in order.
-    events: keeper::Changes<S>,
-    /// Given to each worker: state changes, if the listener wants them.
-    changes: Option<keeper::Changes<S>>,
-    /// The listener's task, which hands the listener back when it ends (spawned through the
-    /// one non-generic path, its output erased: see [`erased`](crate::erased)).
-    task: JoinHandle<Erased>,
-}
-
-impl<S: Server> Listening<S> {
-    /// Tells the listener `last` (the end, a hibernation, a transfer), lets its task end, and
-    /// takes the listener back.
-    async fn finish(self: Box<Self>, last: Event<S>) -> Option<BoxedListener<S>> {
-        let Listening {
-            events,
-            changes,
-            task,
-        } = *self;
-        events.send_event(last);
-        drop((events, changes));
-        // A listener's task that panicked outside a callback (a bug of this crate) took the
-        // listener with it; the branch goes on without it.
-        let listener = task.await.ok().flatten()?;
-        listener
-            .downcast::<BoxedListener<S>>()
-            .ok()
-            .map(|listener| *listener)
-    }
-}
-
-/// What the supervisor does after a worker ended.
+/// What the supervision does after a worker ended.
 enum Next {
     Restart,
     End { exit: Exit, terminate: bool },
@@ -182,17 +163,10 @@ enum Next {
     Hibernate,
 }
 
-impl<S: Server> Supervisor<S> {
-    /// Tells the listener, if there is one.
-    fn tell(&self, event: Event<S>) {
-        if let Some(listening) = &self.listening {
-            listening.events.send_event(event);
-        }
-    }
-
+impl Supervision {
     /// The supervision of `parts`, with the listener's task started if there is a listener (on
     /// the current runtime: the branch's).
-    fn new(parts: Parts<S>) -> Self {
+    fn new<S: Server>(parts: Parts<S>) -> Self {
         let Parts {
             cell,
             client,
@@ -206,7 +180,6 @@ impl<S: Server> Supervisor<S> {
         // A moved branch keeps its queue (it belongs to the branch), with whatever waits in it.
         let commands = commands.unwrap_or_else(|| Commands::new(client.branch().clone()));
         let listening = listener.map(|listener| {
-            let wants_changes = listener.wants_state_changes();
             // A branch that moved (`transfer`, or a restart after an abandoned handoff)
             // already has a kept state. The listener must start from it: with no previous
             // state it would skip the first change after the move instead of reporting it.
@@ -216,26 +189,38 @@ impl<S: Server> Supervisor<S> {
                 .try_lock()
                 .ok()
                 .and_then(|mut cell| S::Keep::share(&mut cell.good));
-            let (events, task) =
-                listener.spawn(Arc::clone(&cell), options.listener_backlog, previous);
-            let changes = wants_changes.then(|| events.clone());
-            Box::new(Listening {
-                events,
-                changes,
-                task,
-            })
+            typed::Listening::start(listener, &cell, options.listener_backlog, previous)
         });
-        Supervisor {
-            cell,
-            client,
-            options,
-            initial,
-            incarnation,
+        Supervision {
             commands,
-            listening,
+            // The options too, in the typed half's allocation rather than in the task's future:
+            // the task's hot fields then share fewer cache lines with cold ones.
+            typed: Box::new(TypedHalf {
+                cell,
+                client,
+                listening,
+                durable,
+                initial,
+                options,
+            }),
+            incarnation,
             restarts: Restarts::default(),
-            durable,
         }
+    }
+
+    /// The parts the typed half takes when it takes the branch apart.
+    fn into_bits(self) -> (Box<dyn Typed>, Bits) {
+        let Supervision {
+            commands,
+            typed,
+            incarnation,
+            ..
+        } = self;
+        let bits = Bits {
+            commands,
+            incarnation,
+        };
+        (typed, bits)
     }
 
     /// Supervises the branch: runs workers one after the other, decides after each one's end,
@@ -244,44 +229,24 @@ impl<S: Server> Supervisor<S> {
     // and the argument's slot stays too, so `self` would take its room twice in the task all
     // its life. The block captures it once.
     #[allow(clippy::manual_async_fn)]
-    fn run(mut self) -> impl Future<Output = ()> {
+    fn run(mut self) -> impl Future<Output = ()> + Send + 'static {
         async move {
             let mut handoff: Option<Handoff> = None;
             loop {
-                let guard = Arc::clone(&self.cell).lock_owned().await;
-                let persistence = self
-                    .durable
-                    .as_deref()
-                    .zip(self.options.name.as_deref())
-                    .map(|(durable, name)| {
-                        let key = durable.key(name);
-                        let hooks = durable_paths(durable).worker;
-                        Box::new(Persistence::new(durable, key, self.options.write, hooks))
-                    });
-                let worker = Worker {
-                    incarnation: self.incarnation,
-                    client: self.client.clone(),
-                    changes: self
-                        .listening
-                        .as_ref()
-                        .and_then(|listening| listening.changes.clone()),
-                    persistence,
-                    idle_after: self.options.idle_after,
-                    retention: self.options.retention,
-                };
-                // The worker runs in this task. Handler panics are caught inside it; this catches a
-                // panic of the runtime's own code, which a task of its own would have reported to
-                // its `JoinHandle`. Each poll of the worker is marked as running a handler of this
-                // branch (`handling`), for the handlers it polls. A kill drops the worker's future
-                // at the await point it is suspended at, as an abort of its task would: with it,
-                // its lock on the cell, at the end of this block.
+                // The worker runs in this task. Handler panics are caught inside it; this catches
+                // a panic of the runtime's own code, which a task of its own would have reported
+                // to its `JoinHandle`. Each poll of the worker is marked as running a handler of
+                // this branch (`handling`), for the handlers it polls. A kill drops the worker's
+                // future at the await point it is suspended at, as an abort of its task would:
+                // with it, its lock on the cell, at the end of this block.
                 let end = {
-                    let worker = std::pin::pin!(worker.run(guard));
+                    let mut worker = self.typed.worker(self.incarnation);
                     let mut running = Guarded {
-                        branch: Some(self.client.branch().id()),
-                        future: worker,
+                        branch: Some(self.commands.branch().id()),
+                        // Straight into the box: no hop through the local on each poll.
+                        future: worker.as_mut(),
                     };
-                    std::future::poll_fn(|cx| {
+                    poll_fn(|cx| {
                         loop {
                             if let Poll::Ready(ended) = Pin::new(&mut running).poll(cx) {
                                 return Poll::Ready(ended.unwrap_or_else(|payload| {
@@ -301,15 +266,13 @@ impl<S: Server> Supervisor<S> {
                                         started: false,
                                     });
                                 }
-                                // Through the mailbox, so that what was queued before the stop is
-                                // handled; the worker is polled again at once, and reaches it in this
-                                // same wake-up if nothing else waits.
-                                Control::Stop(reason) => {
-                                    let _ = self.client.enqueue(Envelope::Stop(Box::new(reason)));
-                                }
+                                // Through the mailbox, so that what was queued before the stop
+                                // is handled; the worker is polled again at once, and reaches it
+                                // in this same wake-up if nothing else waits.
+                                Control::Stop(reason) => self.typed.post(Post::Stop(reason)),
                                 Control::Handoff(reply) => {
                                     handoff = Some(reply);
-                                    let _ = self.client.enqueue(Envelope::Handoff);
+                                    self.typed.post(Post::Handoff);
                                 }
                             }
                         }
@@ -330,38 +293,34 @@ impl<S: Server> Supervisor<S> {
                     WorkerEnd::Crashed { exit, started } => {
                         Box::pin(self.on_crash(exit, started)).await
                     }
-                    // A handoff was asked for just as the worker went idle: its request waits in the
-                    // mailbox, and a fresh worker reaches it. Hibernating instead would drop the
-                    // requester's reply channel while the branch lives on (revived by that very
-                    // request), and the transfer would answer `Stopped` for a running server.
+                    // A handoff was asked for just as the worker went idle: its request waits in
+                    // the mailbox, and a fresh worker reaches it. Hibernating instead would drop
+                    // the requester's reply channel while the branch lives on (revived by that
+                    // very request), and the transfer would answer `Stopped` for a running server.
                     WorkerEnd::Idle if handoff.is_some() => Next::Restart,
                     WorkerEnd::Idle => Next::Hibernate,
                 };
                 match next {
                     Next::Restart => {}
                     Next::End { exit, terminate } => {
-                        return Box::pin(self.end(exit, terminate)).await;
+                        let (typed, bits) = self.into_bits();
+                        return typed.end(bits, exit, terminate).await;
                     }
-                    Next::Handoff(handoff) => {
-                        // A handoff is asked for with its branch's own server type. Were it not,
-                        // the requester would hear `Stopped` and the branch carry on.
-                        if let Some(hand_over) = handoff.hand_over.downcast_ref::<HandOver<S>>() {
-                            return (hand_over.0)(self, handoff.reply).await;
-                        }
+                    // A handoff is asked for with its branch's own server type. Were it not, the
+                    // requester would hear `Stopped` and the branch carry on.
+                    Next::Handoff(handoff) if self.typed.hands_over(&handoff) => {
+                        let (typed, bits) = self.into_bits();
+                        return typed.hand_over(bits, handoff).await;
                     }
+                    Next::Handoff(_) => {}
                     // Unconstrained by tokio's budget: `unhook` must not find it spent (the awaits
                     // on the way are the listener's end and the claim's release, both bounded).
-                    Next::Hibernate => {
-                        let Some(hibernate) = self
-                            .durable
-                            .as_deref()
-                            .map(|durable| durable_paths(durable).hibernate)
-                        else {
-                            // Cannot happen: only a durable worker goes idle.
-                            continue;
-                        };
-                        return tokio::task::unconstrained(hibernate(self)).await;
+                    Next::Hibernate if self.typed.can_hibernate() => {
+                        let (typed, bits) = self.into_bits();
+                        return tokio::task::unconstrained(typed.hibernate(bits)).await;
                     }
+                    // Cannot happen: only a durable worker goes idle.
+                    Next::Hibernate => {}
                 }
             }
         }
@@ -369,39 +328,29 @@ impl<S: Server> Supervisor<S> {
 
     /// Decides between a restart and the end after a crash (see [`Restarts::decide`]).
     async fn on_crash(&mut self, exit: Exit, started: bool) -> Next {
-        Restarts::crashed(self.client.branch(), self.incarnation, &exit);
-        let stopping = {
-            let mut cell = self.cell.lock().await;
-            cell.needs_restore = true;
-            cell.stopping.take()
-        };
+        let branch = self.commands.branch();
+        Restarts::crashed(branch, self.incarnation, &exit);
         // Killed while running `terminate` for a stop (a panic there is caught): the stop
         // stands, or `stop()` would wait forever for a branch that restarted instead.
         // `terminate` is not run a second time.
-        if let Some(exit) = stopping {
+        if let Some(exit) = self.typed.crashed().await {
             return Next::End {
-                exit: *exit,
+                exit,
                 terminate: false,
             };
         }
-        let branch = self.client.branch();
         let decision = self.restarts.decide(
             branch,
-            &self.options,
+            self.typed.options(),
             exit.clone(),
             started,
-            self.initial.is_some(),
+            self.typed.has_initial(),
         );
         match decision {
             Decision::Restart => {}
             Decision::End { exit, terminate } => return Next::End { exit, terminate },
             Decision::Reset { give_up } => {
-                let initial = self.initial.as_ref().map(Arc::clone);
-                let reset = match initial {
-                    Some(initial) => self.cell.lock().await.reset_to(&initial),
-                    None => Ok(()),
-                };
-                if let Err(reset) = reset {
+                if let Err(reset) = self.typed.reset().await {
                     crate::log::reset_failed(&reset);
                     return Next::End {
                         exit: give_up,
@@ -412,45 +361,9 @@ impl<S: Server> Supervisor<S> {
             }
         }
         self.incarnation += 1;
-        Restarts::restarting(self.client.branch(), self.incarnation);
-        self.tell(Event::Restart {
-            incarnation: self.incarnation,
-            reason: exit,
-        });
+        Restarts::restarting(branch, self.incarnation);
+        self.typed.tell_restart(self.incarnation, exit);
         Next::Restart
-    }
-
-    /// Ends this supervisor's keeper with `last` (which says why: hibernation or transfer) and
-    /// returns everything the branch needs to start again, as its next incarnation.
-    async fn into_parts(mut self, last: Event<S>) -> Parts<S> {
-        self.commands.unhook();
-        let listener = match self.listening.take() {
-            Some(listening) => listening.finish(last).await,
-            None => None,
-        };
-        Parts {
-            cell: self.cell,
-            client: self.client,
-            options: self.options,
-            listener,
-            initial: self.initial,
-            incarnation: self.incarnation + 1,
-            commands: Some(self.commands),
-            durable: self.durable,
-        }
-    }
-
-    /// Hands the branch's parts to a transfer; the worker has stopped at a message boundary.
-    async fn hand_over(self, reply: oneshot::Sender<Box<dyn Moving>>) {
-        let parts = self
-            .into_parts(Event::Terminate {
-                reason: Exit::Transferred,
-            })
-            .await;
-        if let Err(parts) = reply.send(Box::new(parts)) {
-            // The transfer gave up waiting: the branch must not vanish, so it restarts here.
-            parts.spawn_on(&Handle::current());
-        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
-use super::{Parts, Supervisor};
+use super::{Parts, Supervision};
 use crate::branch::Branch;
 use crate::keeper::Cell;
 use crate::mailbox::Envelope;
@@ -32,10 +32,11 @@ impl Server for Small {
     }
 }
 
-/// The future of a small server's task (supervision and worker) stays within 1 KiB: it was
-/// 2,008 bytes before the supervisor stopped keeping its spawn arguments, the worker its
-/// arguments twice, and both their rare fields inline. A change that makes it grow past the
-/// bound makes every idle server bigger; if it is worth it, raise the bound and say why.
+/// What a small server's task keeps all its life stays within 1 KiB: the task's future (the
+/// supervision), the boxed future of its worker and the supervision's typed half. The task's
+/// future alone was 2,008 bytes before the supervisor stopped keeping its spawn arguments, the
+/// worker its arguments twice, and both their rare fields inline. A change that makes it grow
+/// past the bound makes every idle server bigger; if it is worth it, raise the bound and say why.
 #[test]
 fn a_small_servers_task_stays_within_a_kibibyte() {
     let (mailbox, inbox) = crate::mailbox::channel::<Envelope<Small>>();
@@ -50,7 +51,15 @@ fn a_small_servers_task_stays_within_a_kibibyte() {
         commands: None,
         durable: None,
     };
-    let task = Supervisor::new(parts).run();
-    let size = size_of_val(&task);
-    assert!(size <= 1024, "the task's future is {size} bytes");
+    let mut supervision = Supervision::new(parts);
+    let typed = size_of_val(&*supervision.typed);
+    let worker = supervision.typed.worker(0);
+    let worker = size_of_val(&*worker);
+    let task = size_of_val(&supervision.run());
+    eprintln!("task {task} + worker {worker} + typed half {typed}");
+    let size = task + worker + typed;
+    assert!(
+        size <= 1024,
+        "the task's future is {task} bytes, its worker's {worker}, the typed half {typed}"
+    );
 }

@@ -24,11 +24,10 @@ use std::future::Future;
 use std::pin::{Pin, pin};
 use std::time::Duration;
 
-use tokio::sync::OwnedMutexGuard;
 use tokio::time::Instant;
 
 use crate::erased::{Guarded, Payload};
-use crate::keeper::{Cell, Changes};
+use crate::keeper::{Cell, Changes, SharedCell};
 use crate::mailbox::Envelope;
 use crate::panics::panic_message;
 use crate::retained::Retention;
@@ -73,11 +72,16 @@ enum Job<S: Server> {
 }
 
 impl<S: Server> Worker<S> {
-    // Not an `async fn`, for the reason given on `Supervisor::run`: the arguments would take
+    // Not an `async fn`, for the reason given on `Supervision::run`: the arguments would take
     // their room twice in the task.
     #[allow(clippy::manual_async_fn)]
-    pub(crate) fn run(self, mut cell: OwnedMutexGuard<Cell<S>>) -> impl Future<Output = WorkerEnd> {
+    pub(crate) fn run(self, cell: SharedCell<S>) -> impl Future<Output = WorkerEnd> + Send {
         async move {
+            // Free when a worker starts: the supervision takes it after a crash and at the end,
+            // and the listener at the end, never while a worker runs. Unconstrained by tokio's
+            // budget, so that the first poll of a worker always gets past it: a spent budget
+            // would otherwise let a kill in before the worker restored the state or ran `init`.
+            let mut cell = tokio::task::unconstrained(cell.lock_owned()).await;
             let cell = &mut *cell;
             let changes = self.changes.as_ref();
             let mut ctx = Context::new(self.incarnation, self.client.clone());
