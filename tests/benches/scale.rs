@@ -472,70 +472,71 @@ fn start_call_stop_ct<K: Contender>(rt: &Runtime, contender: usize) -> Run<'_, 1
     )
 }
 
-/// `call_ct` and `cast_ct` on one server: ns per call, ns per cast.
-fn calls_ct<K: Contender>(rt: &Runtime, contender: usize) -> Run<'_, 2> {
-    let handle = Arc::new(rt.block_on(K::start()));
-    let kept = handle.clone();
-    Run::new(
-        contender,
-        move |_| {
-            rt.block_on(async {
-                let began = Instant::now();
-                for _ in 0..CALLS {
-                    black_box(K::call(&handle).await);
-                }
-                let call = ns_per(began.elapsed(), CALLS);
-                let began = Instant::now();
-                for _ in 0..CAST_BATCHES {
-                    for _ in 0..CAST_BATCH {
-                        K::cast(&handle);
-                    }
-                    black_box(K::call(&handle).await);
-                }
-                [call, ns_per(began.elapsed(), CAST_BATCH * CAST_BATCHES)]
-            })
-        },
-        move || {
-            let handle = Arc::into_inner(kept).unwrap();
-            rt.block_on(K::stop(handle));
-        },
-    )
-}
-
-/// `cast_mt_8_one`: `SENDERS` tasks casting to one server at once, each flushing its batches with
-/// a call; ns per cast.
-fn casts_mt<K: Contender>(rt: &Runtime, contender: usize) -> Run<'_, 1> {
+/// A run whose rounds all measure the one server it starts first (in a task of `rt`, so that on a
+/// multi-thread runtime it runs on a worker thread); the server stops after the last round.
+fn on_one_server<'a, K: Contender, const M: usize>(
+    rt: &'a Runtime,
+    contender: usize,
+    mut round: impl FnMut(&Arc<K::Handle>) -> [f64; M] + 'a,
+) -> Run<'a, M> {
     let handle = Arc::new(rt.block_on(async { tokio::spawn(K::start()).await.unwrap() }));
     let kept = handle.clone();
     Run::new(
         contender,
-        move |_| {
-            rt.block_on(async {
-                let began = Instant::now();
-                let senders: Vec<_> = (0..SENDERS)
-                    .map(|_| {
-                        let handle = handle.clone();
-                        tokio::spawn(async move {
-                            for _ in 0..CAST_BATCHES {
-                                for _ in 0..CAST_BATCH {
-                                    K::cast(&handle);
-                                }
-                                black_box(K::call(&handle).await);
-                            }
-                        })
-                    })
-                    .collect();
-                for sender in senders {
-                    sender.await.unwrap();
-                }
-                [ns_per(began.elapsed(), SENDERS * CAST_BATCHES * CAST_BATCH)]
-            })
-        },
+        move |_| round(&handle),
         move || {
             let handle = Arc::into_inner(kept).unwrap();
             rt.block_on(async { tokio::spawn(K::stop(handle)).await.unwrap() });
         },
     )
+}
+
+/// `call_ct` and `cast_ct` on one server: ns per call, ns per cast.
+fn calls_ct<K: Contender>(rt: &Runtime, contender: usize) -> Run<'_, 2> {
+    on_one_server::<K, 2>(rt, contender, |handle| {
+        rt.block_on(async {
+            let began = Instant::now();
+            for _ in 0..CALLS {
+                black_box(K::call(handle).await);
+            }
+            let call = ns_per(began.elapsed(), CALLS);
+            let began = Instant::now();
+            for _ in 0..CAST_BATCHES {
+                for _ in 0..CAST_BATCH {
+                    K::cast(handle);
+                }
+                black_box(K::call(handle).await);
+            }
+            [call, ns_per(began.elapsed(), CAST_BATCH * CAST_BATCHES)]
+        })
+    })
+}
+
+/// `cast_mt_8_one`: `SENDERS` tasks casting to one server at once, each flushing its batches with
+/// a call; ns per cast.
+fn casts_mt<K: Contender>(rt: &Runtime, contender: usize) -> Run<'_, 1> {
+    on_one_server::<K, 1>(rt, contender, |handle| {
+        rt.block_on(async {
+            let began = Instant::now();
+            let senders: Vec<_> = (0..SENDERS)
+                .map(|_| {
+                    let handle = handle.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..CAST_BATCHES {
+                            for _ in 0..CAST_BATCH {
+                                K::cast(&handle);
+                            }
+                            black_box(K::call(&handle).await);
+                        }
+                    })
+                })
+                .collect();
+            for sender in senders {
+                sender.await.unwrap();
+            }
+            [ns_per(began.elapsed(), SENDERS * CAST_BATCHES * CAST_BATCH)]
+        })
+    })
 }
 
 /// Starts `n` servers one after the other, then stops them all with `STOPS_IN_FLIGHT` stops in
