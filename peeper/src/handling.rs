@@ -7,8 +7,8 @@
 //! supervisor also runs when a branch ends after a crash, marks its own poll. A call made by a
 //! handler is polled inside a marked poll, so [`Client::call`](crate::Client::call) sees the
 //! mark; a task the handler spawns runs in polls of its own, unmarked, and may call the server as
-//! any other task can. A thread-local rather than a task-local: it costs two writes per poll of the worker and
-//! one read per call, and it does not depend on how many tasks a server runs in.
+//! any other task can. A thread-local rather than a task-local: it costs two writes per poll of
+//! the worker and one read per call, and it does not depend on how many tasks a server runs in.
 
 use std::cell::Cell;
 

@@ -42,6 +42,18 @@ pub(crate) struct Timed<S: Server> {
     pub(crate) timeout: std::time::Duration,
 }
 
+impl<S: Server> Inbox<Envelope<S>> {
+    /// Closes the mailbox of a branch that ended with `exit`: later sends fail, each message
+    /// queued now is refused (its caller hears why), and the waiting task's waker leaves the
+    /// channel, which clients keep alive after the end.
+    pub(crate) fn close_refusing(&mut self, exit: &Exit) {
+        self.close();
+        while let Some(envelope) = self.try_recv() {
+            envelope.refuse(exit);
+        }
+    }
+}
+
 impl<S: Server> Envelope<S> {
     /// Answers a message that will never be handled because the branch ended with `exit`.
     pub(crate) fn refuse(self, exit: &Exit) {

@@ -34,12 +34,7 @@ impl<S: Server> TypedHalf<S> {
                 let (_, closed) = crate::mailbox::channel();
                 forward(std::mem::replace(&mut cell.mailbox, closed), branch.clone());
             }
-            // Later sends fail, whatever is queued now is refused, and the task's waker leaves
-            // the channel, which clients keep alive after the end.
-            cell.mailbox.close();
-            while let Some(envelope) = cell.mailbox.try_recv() {
-                envelope.refuse(&exit);
-            }
+            cell.mailbox.close_refusing(&exit);
             // Fenced: another node owns the server now; this node must not write nor release.
             // Abandoned: the start that made the claim was dropped and gave it up itself; the
             // key may be claimed again here already, and a release would free that claim.

@@ -230,10 +230,7 @@ fn finish_unrevived<S: Server>(branch: &Branch, mut mailbox: Inbox<Envelope<S>>,
         .inner
         .status
         .send_modify(|status| status.exit = Some(exit.clone()));
-    mailbox.close();
-    while let Some(envelope) = mailbox.try_recv() {
-        envelope.refuse(&exit);
-    }
+    mailbox.close_refusing(&exit);
     leave::<S>(branch);
     branch.inner.status.send_modify(|status| {
         status.hibernating = false;

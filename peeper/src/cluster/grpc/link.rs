@@ -156,10 +156,7 @@ async fn run<S: Persist>(
     };
     branch.finish_link(exit.clone());
     commands.unhook();
-    envelopes.close();
-    while let Some(envelope) = envelopes.try_recv() {
-        envelope.refuse(&exit);
-    }
+    envelopes.close_refusing(&exit);
 }
 
 /// Sends casts and infos one at a time, in the order they were queued.
