@@ -12,16 +12,23 @@ use crate::store::{self, Claim, Key, Persist, Storage, StoreError, Write};
 
 pub(crate) struct Durable<S: crate::Server> {
     pub(crate) storage: Storage,
-    /// The server kind; the name comes from the branch's options at start.
-    pub(crate) kind: &'static str,
-    encode: fn(&Key, &S) -> Result<Vec<u8>, StoreError>,
-    decode: fn(&Key, &[u8]) -> Result<S, StoreError>,
+    /// What is the same for every durable server of the type: one constant per type.
+    pub(crate) of: &'static DurableKind<S>,
     /// The claim the branch runs under, once made: every write carries it, so that a fencing
     /// store refuses the writes of a branch whose claim was given up or taken over.
     pub(crate) claim: Option<Claim>,
     /// For a remote server of a cluster node (`grpc`): what takes the mailbox when the server
     /// moves to another node (handed off, fenced), so that its clients follow it there.
     pub(crate) forward: Option<Forward<S>>,
+}
+
+/// What a durable server's type decides about its storage: built once per type, in a constant,
+/// and pointed to by every [`Durable`] of the type (a pointer per server rather than five fields).
+pub(crate) struct DurableKind<S: crate::Server> {
+    /// The server kind; the name comes from the branch's options at start.
+    pub(crate) kind: &'static str,
+    pub(crate) encode: fn(&Key, &S) -> Result<Vec<u8>, StoreError>,
+    pub(crate) decode: fn(&Key, &[u8]) -> Result<S, StoreError>,
     /// What only a durable branch runs (its claim and load at start, its last write,
     /// hibernation and revival), set where `S: Persist` is known: the supervision's
     /// `DurablePaths<S>`, which this module, below the supervisor's, cannot name. A server
@@ -30,38 +37,44 @@ pub(crate) struct Durable<S: crate::Server> {
     pub(crate) paths: &'static (dyn Any + Send + Sync),
 }
 
+impl<S: Persist> DurableKind<S> {
+    /// The kind of `S`, with `paths` (see [`paths`](DurableKind::paths)).
+    pub(crate) const fn of(paths: &'static (dyn Any + Send + Sync)) -> Self {
+        DurableKind {
+            kind: S::KIND,
+            encode: store::encode::<S>,
+            decode: store::decode::<S>,
+            paths,
+        }
+    }
+}
+
 /// Takes the mailbox (and the branch) of a server that moved to another node.
 pub(crate) type Forward<S> = std::sync::Arc<
     dyn Fn(crate::mailbox::Inbox<crate::mailbox::Envelope<S>>, Branch) + Send + Sync,
 >;
 
 impl<S: crate::Server> Durable<S> {
-    pub(crate) fn new(storage: Storage, paths: &'static (dyn Any + Send + Sync)) -> Self
-    where
-        S: Persist,
-    {
+    pub(crate) fn new(storage: Storage, of: &'static DurableKind<S>) -> Self {
         Durable {
             storage,
-            kind: S::KIND,
-            encode: store::encode::<S>,
-            decode: store::decode::<S>,
+            of,
             claim: None,
             forward: None,
-            paths,
         }
     }
 
     pub(crate) fn key(&self, name: &str) -> Key {
-        Key::new(self.kind, name)
+        Key::new(self.of.kind, name)
     }
 
     pub(crate) fn encode(&self, key: &Key, state: &S) -> Result<Vec<u8>, StoreError> {
-        (self.encode)(key, state)
+        (self.of.encode)(key, state)
     }
 
     /// How the state is encoded for the store.
     pub(crate) fn encoder(&self) -> fn(&Key, &S) -> Result<Vec<u8>, StoreError> {
-        self.encode
+        self.of.encode
     }
 
     /// A write of `bytes` (`None`: a delete) to `key`, under the branch's claim.
@@ -81,7 +94,7 @@ impl<S: crate::Server> Durable<S> {
     pub(crate) async fn load(&self, key: &Key) -> Result<Option<(S, u64)>, StoreError> {
         match self.storage.read(key).await? {
             Some(bytes) => {
-                (self.decode)(key, &bytes).map(|state| Some((state, fingerprint(&bytes))))
+                (self.of.decode)(key, &bytes).map(|state| Some((state, fingerprint(&bytes))))
             }
             None => Ok(None),
         }
@@ -204,12 +217,9 @@ impl<S: crate::Server> Clone for Durable<S> {
     fn clone(&self) -> Self {
         Durable {
             storage: self.storage.clone(),
-            kind: self.kind,
-            encode: self.encode,
-            decode: self.decode,
+            of: self.of,
             claim: self.claim,
             forward: self.forward.clone(),
-            paths: self.paths,
         }
     }
 }
@@ -217,7 +227,7 @@ impl<S: crate::Server> Clone for Durable<S> {
 impl<S: crate::Server> fmt::Debug for Durable<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Durable")
-            .field("kind", &self.kind)
+            .field("kind", &self.of.kind)
             .finish_non_exhaustive()
     }
 }

@@ -109,6 +109,12 @@
 //!   worker is a future the supervisor polls beside the control queue. A server without a
 //!   listener is that one task; a listener adds a task of its own, so that its callbacks never
 //!   run on the worker's path. Hibernation ends the task; a revival starts a new one.
+//! - **Hibernation** parks what the branch needs to come back (its client, its options, its
+//!   store) in the branch's sleeping slot; a send takes it out, under the slot's lock, and
+//!   revives the branch. When the last handle outside (a client, a [`Branch`], a status waiter)
+//!   goes, the parked parts are *released*: the registry keeps a record of about a hundred bytes
+//!   under the server's name, the branch and its mailbox are freed, and a lookup by name revives
+//!   the server from the record, in a new branch with the same id.
 //! - **The mailbox** is one unbounded channel per branch. Its receiver lives in the cell, not in
 //!   a worker, so a worker's death never drops a queued message. It is a queue under a lock, not
 //!   tokio's channel: an empty one holds no buffer, so a hibernating server gives its mailbox's

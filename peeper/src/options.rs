@@ -1,7 +1,9 @@
 //! [`Builder`]: how a server is started, and the options of its branch.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::durable::Durable;
@@ -21,7 +23,7 @@ use crate::{Client, DynamicSupervisor, Listener, Server};
 /// use peeper::CrashLoop;
 /// assert_eq!(CrashLoop::default(), CrashLoop::Stop);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum CrashLoop {
     /// End the branch with [`Exit::CrashLoop`](crate::Exit::CrashLoop) (the default): restarting
@@ -35,7 +37,7 @@ pub enum CrashLoop {
 }
 
 /// The options of a branch; the defaults are those of [`Builder::new`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Options {
     pub(crate) name: Option<String>,
     pub(crate) max_restarts: u32,
@@ -55,7 +57,7 @@ pub(crate) struct Options {
 /// ```
 /// assert_eq!(peeper::WritePolicy::default(), peeper::WritePolicy::Through);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum WritePolicy {
     /// After every handler that changed the state, and the reply waits for the commit (the
@@ -75,7 +77,7 @@ pub enum WritePolicy {
 /// ```
 /// assert_eq!(peeper::OnStop::default(), peeper::OnStop::Wipe);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum OnStop {
     /// Delete it (the default, as PersistentGenServer does): a stopped server is done. Every other
@@ -111,6 +113,40 @@ impl Default for Options {
             start_timeout: None,
         }
     }
+}
+
+impl Options {
+    /// These options without their name, as one copy shared by every caller with the same ones:
+    /// what a released server keeps (see `supervisor::hibernation`), so that a million released
+    /// servers started alike keep a pointer each rather than a copy each. The name is the
+    /// registry's key, given back on revival.
+    ///
+    /// Copies no one shares any more are let go as the set grows: it stays within twice the
+    /// number of distinct options in use.
+    pub(crate) fn shared(mut self) -> Arc<Options> {
+        static SHARED: LazyLock<Mutex<Shared>> = LazyLock::new(Mutex::default);
+        self.name = None;
+        // Nothing panics while the lock is held.
+        let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = shared.set.get(&self) {
+            return Arc::clone(found);
+        }
+        if shared.set.len() >= shared.prune_at {
+            shared.set.retain(|options| Arc::strong_count(options) > 1);
+            shared.prune_at = (2 * shared.set.len()).max(16);
+        }
+        let options = Arc::new(self);
+        shared.set.insert(Arc::clone(&options));
+        options
+    }
+}
+
+/// The options [`Options::shared`] hands out.
+#[derive(Default)]
+struct Shared {
+    set: HashSet<Arc<Options>>,
+    /// The size at which the set is next cleared of the copies only it holds.
+    prune_at: usize,
 }
 
 /// How a dynamic supervisor adopts a branch: the runtime the branch runs on, or `None` once it
@@ -257,6 +293,42 @@ impl<S: Server, C: From<Client<S>>> Builder<S, C> {
     /// dropped from memory (it is in the store); its name and every client stay valid, and the
     /// next message through any of them revives it, exactly once however many arrive together,
     /// with nothing lost. Needs [`store`](Builder::store).
+    ///
+    /// A hibernating server that nothing holds (no client, no [`Branch`](crate::Branch), no
+    /// future waiting on its status) is *released*: its branch, its mailbox and its options go,
+    /// and what is left under its name is a record of about a hundred bytes, with a pointer to
+    /// options shared by the servers started alike. A lookup by name ([`whereis`](crate::whereis),
+    /// the typed client's `whereis`, [`Entities::get`](crate::Entities::get), a call from another
+    /// node) revives it at once, in a new branch with the same id, restart count and incarnation;
+    /// the client it returns queues messages until the state is loaded. A server that keeps
+    /// tables or values ([`Context::table`](crate::Context::table)), or that a dynamic
+    /// supervisor hosts, stays in place.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use peeper::store::{Memory, Storage};
+    /// # #[derive(Clone, Default, serde::Serialize, serde::Deserialize)] pub struct Player { score: u64 }
+    /// # #[peeper::server] impl Player { #[call] fn won(&mut self, points: u64) -> u64 { self.score += points; self.score } }
+    /// # impl peeper::Persist for Player { const KIND: &'static str = "doc-idle-player"; }
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let player = Player::builder(Player::default())
+    ///     .name("ada")
+    ///     .store(Storage::new(Memory::new()))
+    ///     .idle_after(Duration::from_secs(60))
+    ///     .start()
+    ///     .await?;
+    /// player.won(3).await?;
+    /// let id = player.branch().id();
+    ///
+    /// player.branch().hibernated().await?;      // a minute later (the clock is paused here)
+    /// drop(player);                             // nothing holds it now: released
+    ///
+    /// let player = Player::whereis("ada").expect("a released name stays registered");
+    /// assert_eq!(player.branch().id(), id);     // revived, as the same branch
+    /// assert_eq!(player.won(4).await?, 7);      // with its state
+    /// # Ok(()) }
+    /// ```
     pub fn idle_after(mut self, idle: Duration) -> Self {
         self.options.idle_after = Some(idle);
         self

@@ -1,4 +1,9 @@
 //! Names: one registry per process, names unique per server type.
+//!
+//! A name leads to its server's client, or, for a durable server that hibernated while nobody
+//! held a handle on it, to the record it was released into (see `supervisor::hibernation`): the
+//! first lookup revives it from that record, under the registry's lock, so that two lookups
+//! cannot revive it twice.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -8,21 +13,68 @@ use crate::{BranchId, Client, Server, StartError};
 
 struct Entry {
     branch: BranchId,
-    /// A `Client<S>` for the `S` of the key's type id.
-    client: Box<dyn Any + Send + Sync>,
+    held: Held,
 }
 
-static NAMES: LazyLock<Mutex<HashMap<(TypeId, String), Entry>>> = LazyLock::new(Mutex::default);
+enum Held {
+    /// A `Client<S>` for the `S` of the key's type id: the server runs or hibernates in place.
+    Running(Box<dyn Any + Send + Sync>),
+    /// The server was released while it hibernated: nothing of it is left but this record.
+    Released(Box<dyn Revive>),
+}
 
-fn names() -> MutexGuard<'static, HashMap<(TypeId, String), Entry>> {
+/// What a released server leaves in the registry: a record of it, which revives it.
+pub(crate) trait Revive: Send {
+    /// Revives the server registered as `name`: a new branch with the id it had, its state
+    /// loaded from the store in a task of its own. Returns the new branch's `Client<S>`, boxed.
+    fn revive(self: Box<Self>, name: &str) -> Box<dyn Any + Send + Sync>;
+}
+
+type Key = (TypeId, Box<str>);
+
+static NAMES: LazyLock<Mutex<HashMap<Key, Entry>>> = LazyLock::new(Mutex::default);
+
+/// The registry, locked.
+pub(crate) struct Names(MutexGuard<'static, HashMap<Key, Entry>>);
+
+pub(crate) fn lock() -> Names {
     // Nothing panics while the lock is held, so a poisoned map is still consistent.
-    NAMES.lock().unwrap_or_else(PoisonError::into_inner)
+    Names(NAMES.lock().unwrap_or_else(PoisonError::into_inner))
+}
+
+fn key(server: TypeId, name: &str) -> Key {
+    (server, name.into())
+}
+
+impl Names {
+    /// Whether `name` is registered for `server` as `branch`, running (not released).
+    pub(crate) fn is_running(&self, server: TypeId, name: &str, branch: BranchId) -> bool {
+        self.0
+            .get(&key(server, name))
+            .is_some_and(|entry| entry.branch == branch && matches!(entry.held, Held::Running(_)))
+    }
+
+    /// Puts `released` in place of the client of `branch`, registered as `name` for `server`
+    /// (see [`is_running`](Names::is_running)). Returns the client it replaced, to be dropped
+    /// once the lock is let go (dropping a handle may take the lock; see `Branch`'s drop).
+    pub(crate) fn release(
+        &mut self,
+        server: TypeId,
+        name: &str,
+        released: Box<dyn Revive>,
+    ) -> Option<Box<dyn Any + Send + Sync>> {
+        let entry = self.0.get_mut(&key(server, name))?;
+        match std::mem::replace(&mut entry.held, Held::Released(released)) {
+            Held::Running(client) => Some(client),
+            Held::Released(_) => None,
+        }
+    }
 }
 
 pub(crate) fn register<S: Server>(name: &str, client: &Client<S>) -> Result<(), StartError> {
     let entry = Entry {
         branch: client.branch().id(),
-        client: Box::new(client.clone()),
+        held: Held::Running(Box::new(client.clone())),
     };
     insert(TypeId::of::<S>(), std::any::type_name::<S>(), name, entry)
 }
@@ -35,8 +87,8 @@ fn insert(
     name: &str,
     entry: Entry,
 ) -> Result<(), StartError> {
-    let mut names = names();
-    let key = (server, name.to_owned());
+    let Names(mut names) = lock();
+    let key = key(server, name);
     if names.contains_key(&key) {
         return Err(StartError::NameTaken {
             name: name.to_owned(),
@@ -52,20 +104,34 @@ pub(crate) fn unregister<S: Server>(name: &str, branch: BranchId) {
 }
 
 fn remove(server: TypeId, name: &str, branch: BranchId) {
-    let mut names = names();
-    let key = (server, name.to_owned());
-    if names.get(&key).is_some_and(|entry| entry.branch == branch) {
-        names.remove(&key);
-    }
+    let Names(mut names) = lock();
+    let key = key(server, name);
+    let removed = names
+        .get(&key)
+        .is_some_and(|entry| entry.branch == branch)
+        .then(|| names.remove(&key));
+    drop(names);
+    // Dropped once the lock is let go: dropping a handle may take the lock (see `Branch`'s drop).
+    drop(removed);
 }
 
+/// Whether any server type has `name`, released ones included.
 pub(crate) fn is_registered(name: &str) -> bool {
-    names().keys().any(|(_, registered)| registered == name)
+    lock().0.keys().any(|(_, registered)| &**registered == name)
+}
+
+/// Whether an `S` has `name`, released or not: unlike [`whereis`], this revives nothing.
+pub(crate) fn is_registered_as<S: Server>(name: &str) -> bool {
+    lock().0.contains_key(&key(TypeId::of::<S>(), name))
 }
 
 /// The client of the running `S` registered as `name`, the counterpart of `GenServer.whereis/1`.
 ///
 /// Names are unique per server type and freed when a branch ends (after its `terminate`).
+///
+/// A durable server that hibernated while nothing held a handle on it (a client, its
+/// [`Branch`](crate::Branch)) is kept as a record only (see [`Builder::idle_after`](crate::Builder::idle_after)):
+/// `whereis` revives it, and the client it returns queues messages until the server runs.
 ///
 /// ```
 /// # use peeper::{Context, Server, Tracked};
@@ -94,10 +160,22 @@ pub fn whereis<S: Server>(name: &str) -> Option<Client<S>> {
     found
 }
 
-/// Runs `found` on the client registered under `name`, under the registry's lock.
+/// Runs `found` on the client registered under `name`, under the registry's lock, reviving a
+/// released server first.
 fn look_up(server: TypeId, name: &str, found: &mut dyn FnMut(&(dyn Any + Send + Sync))) {
-    let names = names();
-    if let Some(entry) = names.get(&(server, name.to_owned())) {
-        found(&*entry.client);
+    let Names(mut names) = lock();
+    let Some(entry) = names.get_mut(&key(server, name)) else {
+        return;
+    };
+    if matches!(entry.held, Held::Released(_)) {
+        // `()` takes no allocation; the entry is overwritten at once.
+        let held = std::mem::replace(&mut entry.held, Held::Running(Box::new(())));
+        entry.held = match held {
+            Held::Released(record) => Held::Running(record.revive(name)),
+            running => running,
+        };
+    }
+    if let Held::Running(client) = &entry.held {
+        found(&**client);
     }
 }

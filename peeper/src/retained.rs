@@ -161,7 +161,7 @@ pub(crate) fn decode_reply<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Strin
 }
 
 /// How long records are kept and how many, per server ([`Builder::retain`](crate::Builder)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Retention {
     pub(crate) window: Duration,
     pub(crate) max: usize,

@@ -24,6 +24,8 @@
 //!   heap they keep, store included; `store` is what the same states cost in a fresh `Memory`
 //!   store (the stored envelopes committed into it under the same keys); `less_store` is the
 //!   difference: what peeper itself keeps per hibernating server (client, branch, registry name).
+//!   The `released_*` rows are the same once the bench has dropped the clients it held: nothing
+//!   holds the servers any more, and each is released into a record in the registry.
 //! - `call_mt_8_p50`, `call_mt_8_tput`: a 2-worker multi-thread runtime, N servers; 8 caller tasks
 //!   each make `CALLS_PER_CALLER` calls to servers drawn uniformly at random (xorshift, a fixed
 //!   seed per round and caller: every contender sees the same sequence). The median latency of
@@ -696,9 +698,19 @@ async fn hibernate(n: usize, prefix: &str, storage: &Storage, into: &mut Vec<Sle
     }
 }
 
-/// `heap_hibernated_*`: live heap bytes per hibernated durable server (everything, and the
-/// store's part alone).
-fn heap_hibernated(rt: &Runtime, n: usize) -> (f64, f64) {
+/// What [`heap_hibernated`] measures, per server.
+struct Hibernated {
+    /// Everything, while the bench holds a client of each server.
+    held: f64,
+    /// Everything, once the bench has let go of every client: the servers are released.
+    released: f64,
+    /// The store's part.
+    store: f64,
+}
+
+/// `heap_hibernated_*`: live heap bytes per hibernated durable server (everything, with its
+/// client held and released, and the store's part alone).
+fn heap_hibernated(rt: &Runtime, n: usize) -> Hibernated {
     rt.block_on(async {
         // Warm up as `heap_idle` does (a stop deletes the server's state from the store).
         let storage = Storage::new(Memory::new());
@@ -713,7 +725,10 @@ fn heap_hibernated(rt: &Runtime, n: usize) -> (f64, f64) {
         let storage = Storage::new(Memory::new());
         let region = Region::new(GLOBAL);
         hibernate(n, "hibernated", &storage, &mut clients).await;
-        let total = live_bytes(&region.change());
+        let held = live_bytes(&region.change());
+        // Nothing holds them now: each is released as its client goes.
+        clients.clear();
+        let released = live_bytes(&region.change());
 
         // The same states, committed into a fresh store under the same keys.
         let mut stored = Vec::with_capacity(n);
@@ -732,11 +747,18 @@ fn heap_hibernated(rt: &Runtime, n: usize) -> (f64, f64) {
         let store = live_bytes(&region.change());
         drop(copy);
 
-        for client in clients {
+        // Each revived by its name, and stopped.
+        for i in 0..n {
+            let client = Sleeper::whereis(&format!("hibernated-{i}")).unwrap();
             client.stop().await.unwrap();
         }
         storage.close().await.unwrap();
-        (total as f64 / n as f64, store as f64 / n as f64)
+        let per_server = |bytes: isize| bytes as f64 / n as f64;
+        Hibernated {
+            held: per_server(held),
+            released: per_server(released),
+            store: per_server(store),
+        }
     })
 }
 
@@ -855,15 +877,27 @@ fn main() {
     }
 
     let n = HIBERNATED.min(max);
-    let (total, store) = if wants("heap_hibernated") {
+    let hibernated = if wants("heap_hibernated") {
         heap_hibernated(&ct, n)
     } else {
-        (0.0, 0.0)
+        Hibernated {
+            held: 0.0,
+            released: 0.0,
+            store: 0.0,
+        }
     };
     for (workload, bytes) in [
-        ("heap_hibernated_total", total),
-        ("heap_hibernated_store", store),
-        ("heap_hibernated_less_store", total - store),
+        ("heap_hibernated_total", hibernated.held),
+        ("heap_hibernated_store", hibernated.store),
+        (
+            "heap_hibernated_less_store",
+            hibernated.held - hibernated.store,
+        ),
+        ("heap_hibernated_released_total", hibernated.released),
+        (
+            "heap_hibernated_released_less_store",
+            hibernated.released - hibernated.store,
+        ),
     ]
     .into_iter()
     .filter(|_| wants("heap_hibernated"))

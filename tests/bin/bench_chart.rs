@@ -236,6 +236,14 @@ const HIBERNATED: &[Workload] = &[
         id: "heap_hibernated_less_store",
         label: "total less store: what peeper itself keeps (client, branch, registry name)",
     },
+    Workload {
+        id: "heap_hibernated_released_total",
+        label: "all the heap kept once no client is held (released), store included",
+    },
+    Workload {
+        id: "heap_hibernated_released_less_store",
+        label: "the same less the store: what peeper keeps of a released server (its record, its name)",
+    },
 ];
 
 /// One panel of ratio bars: a workload at one N.

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::task::Poll;
 
@@ -11,8 +11,10 @@ use futures::task::AtomicWaker;
 use tokio::sync::oneshot;
 use tokio::task;
 
+mod sleeping;
 mod status;
 
+pub(crate) use sleeping::Sleeper;
 pub(crate) use status::StatusCell;
 
 use crate::resources::Resources;
@@ -30,9 +32,6 @@ pub(crate) trait Moving: Send {
 pub(crate) trait Owner: Send + Sync {
     fn forget(&self, branch: BranchId);
 }
-
-/// What revives a hibernating branch; taken (once) by the first handle that sends to it.
-pub(crate) type Wake = Box<dyn FnOnce() + Send>;
 
 /// Requests from a [`Branch`] handle to its task's supervision.
 pub(crate) enum Control {
@@ -85,9 +84,15 @@ pub(crate) struct BranchInner {
     /// Set, under the `tasks` lock, while control requests wait in `Tasks::pending`: the
     /// branch's task looks at it on every wake-up, so it must cost one atomic load, not a lock.
     control_waiting: AtomicBool,
+    /// The [`Branch`] values of a branch that may sleep (counted only then): the one whose drop
+    /// leaves just the parked parts' own (`parked`) releases them.
+    handles: AtomicUsize,
+    /// While the branch is parked in `sleeping`, the handles the parked parts hold themselves
+    /// ([`Sleeper::holds`]); 0 otherwise. Written under the `sleeping` lock.
+    parked: AtomicUsize,
     /// Wakes the branch's task after a control request is queued.
     control_ready: AtomicWaker,
-    sleeping: Mutex<Option<Wake>>,
+    sleeping: Mutex<Option<Box<dyn Sleeper>>>,
     server: &'static str,
     name: Option<String>,
     pub(crate) status: StatusCell,
@@ -114,6 +119,13 @@ pub(crate) struct BranchInner {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BranchId(u64);
+
+impl BranchId {
+    pub(crate) fn next() -> BranchId {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        BranchId(NEXT_ID.fetch_add(1, Ordering::Relaxed))
+    }
+}
 
 impl fmt::Display for BranchId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -148,21 +160,20 @@ impl fmt::Display for BranchId {
 /// assert_eq!(counter.call(()).await?, 1);    // the state survived
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
 pub struct Branch {
     pub(crate) inner: Arc<BranchInner>,
 }
 
 impl Branch {
     pub(crate) fn new(server: &'static str, name: Option<String>, may_sleep: bool) -> Branch {
-        Branch::with_kind(server, name, may_sleep, false)
+        Branch::with_kind(BranchId::next(), server, name, may_sleep, false)
     }
 
     /// The branch of a remote client's link: it takes control requests at once, and its
     /// `init` (none) is done.
     #[cfg(feature = "grpc")]
     pub(crate) fn link(server: &'static str, name: String) -> Branch {
-        let branch = Branch::with_kind(server, Some(name), false, true);
+        let branch = Branch::with_kind(BranchId::next(), server, Some(name), false, true);
         branch.tasks().control_open = true;
         branch
             .inner
@@ -193,16 +204,16 @@ impl Branch {
         self.inner.link.store(true, Ordering::Relaxed);
     }
 
-    fn with_kind(
+    pub(crate) fn with_kind(
+        id: BranchId,
         server: &'static str,
         name: Option<String>,
         may_sleep: bool,
         link: bool,
     ) -> Branch {
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Branch {
             inner: Arc::new(BranchInner {
-                id: BranchId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+                id,
                 server,
                 name,
                 status: StatusCell::default(),
@@ -212,6 +223,8 @@ impl Branch {
                 multi_thread: AtomicBool::new(false),
                 sleeping: Mutex::new(None),
                 control_waiting: AtomicBool::new(false),
+                handles: AtomicUsize::new(1),
+                parked: AtomicUsize::new(0),
                 control_ready: AtomicWaker::new(),
                 resources: OnceLock::new(),
             }),
@@ -234,37 +247,6 @@ impl Branch {
             .tasks
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The slot a hibernating branch waits in.
-    pub(crate) fn sleeping(&self) -> MutexGuard<'_, Option<Wake>> {
-        // Only an `Option` is read and written under this lock.
-        self.inner
-            .sleeping
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Runs `send` (a send into the mailbox or the control channel) and, if the branch is
-    /// hibernating, wakes it, exactly once however many senders race.
-    ///
-    /// The send and the look at the slot happen under the slot's lock, which the supervisor also
-    /// holds while it checks that the mailbox is empty and parks the branch: so either the
-    /// supervisor sees this message and stays awake, or this sender sees the parked branch and
-    /// wakes it. No message can fall between the two.
-    #[inline]
-    pub(crate) fn send_waking<T>(&self, send: impl FnOnce() -> T) -> T {
-        if !self.inner.may_sleep {
-            return send();
-        }
-        let (sent, wake) = {
-            let mut slot = self.sleeping();
-            (send(), slot.take())
-        };
-        if let Some(wake) = wake {
-            wake();
-        }
-        sent
     }
 
     /// Records the flavor of the runtime the branch's task is spawned on.

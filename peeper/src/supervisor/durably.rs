@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::typed::TypedHalf;
 use super::{Bits, release, within};
-use crate::durable::{ClaimGuard, Durable};
+use crate::durable::{ClaimGuard, Durable, DurableKind};
 use crate::erased::BoxFuture;
 use crate::keeper::Cell;
 use crate::options::{OnStop, Options};
@@ -36,11 +36,16 @@ impl<S: Persist> DurablePaths<S> {
         hibernate: |typed, bits| Box::pin(typed.hibernate_branch(bits)),
         worker: &Hooks::ALL,
     };
+
+    /// The server type's [`DurableKind`], with these paths: a constant, so that
+    /// `&DurablePaths::<S>::KIND` is `'static` too.
+    const KIND: DurableKind<S> = DurableKind::of(&DurablePaths::<S>::ALL);
 }
 
 /// The durable paths of the server `durable` belongs to.
 pub(super) fn durable_paths<S: Server>(durable: &Durable<S>) -> &'static DurablePaths<S> {
     durable
+        .of
         .paths
         .downcast_ref()
         .expect("`Builder::store` sets the paths of the builder's own server type")
@@ -80,7 +85,7 @@ impl<S: Persist, C: From<Client<S>>> Builder<S, C> {
     /// # Ok(()) }
     /// ```
     pub fn store(mut self, storage: impl Into<Storage>) -> Self {
-        self.durable = Some(Durable::new(storage.into(), &DurablePaths::<S>::ALL));
+        self.durable = Some(Durable::new(storage.into(), &DurablePaths::<S>::KIND));
         self
     }
 }
@@ -108,8 +113,8 @@ async fn claim_and_load<S: Server>(args: ClaimAndLoad<'_, S>) -> Loaded<S> {
     } = args;
     // Checked before the claim too: a second start of a running name must not claim (in a
     // cluster, that would fence the running server). `register` still settles a race between
-    // two starts.
-    if registry::whereis::<S>(name).is_some() {
+    // two starts. A released server counts as running (and is not revived by the look).
+    if registry::is_registered_as::<S>(name) {
         return Err(StartError::NameTaken {
             name: name.to_owned(),
             server: std::any::type_name::<S>(),

@@ -1,6 +1,7 @@
 //! Hibernation: an idle durable branch ends its task and drops its state, keeping what it needs
 //! to come back in its sleeping slot; the next message or request revives it in a new task.
 
+use std::any::{Any, TypeId};
 use std::sync::Arc;
 
 use tokio::runtime::Handle;
@@ -8,14 +9,14 @@ use tokio::sync::Mutex;
 
 use super::typed::TypedHalf;
 use super::{Bits, Parts, leave, release, spawn};
-use crate::branch::Commands;
-use crate::durable::Durable;
+use crate::branch::{Commands, Sleeper};
+use crate::durable::{Durable, DurableKind};
 use crate::erased;
 use crate::keeper::{BoxedListener, Cell, Event, Kept};
 use crate::mailbox::{Envelope, Inbox};
 use crate::options::Options;
-use crate::store::StoreError;
-use crate::{Branch, Client, Exit, Server};
+use crate::store::{Storage, StoreError};
+use crate::{Branch, BranchId, Client, Exit, Server, registry};
 
 impl<S: Server> TypedHalf<S> {
     /// Parks an idle branch: its tasks end and its state leaves memory (it is in the store); what
@@ -66,13 +67,16 @@ impl<S: Server> TypedHalf<S> {
         // message that revives the branch allocates them again.
         sleeping.mailbox.shrink();
         sleeping.runtime = Some(runtime);
-        *slot = Some(Box::new(move || sleeping.wake()));
+        branch.park(&mut slot, Box::new(sleeping));
         drop(slot);
         tracing::info!(
             server = branch.server(),
             name = branch.name(),
             "hibernating"
         );
+        // If nothing outside holds the branch now, the drop of this last handle of its task
+        // releases it (see `Sleeper::release`).
+        drop(branch);
     }
 }
 
@@ -140,12 +144,6 @@ impl<S: Server> Sleeping<S> {
             commands: self.commands,
             durable: self.durable,
         }
-    }
-
-    /// Called by whichever handle takes the sleeping slot: revives on the runtime it slept on.
-    fn wake(self) {
-        let runtime = self.runtime.clone().unwrap_or_else(Handle::current);
-        self.revive(&runtime);
     }
 
     /// Loads the state from the store and starts the branch again, with every message that
@@ -220,6 +218,140 @@ impl<S: Server> Sleeping<S> {
                 None
             }),
         );
+    }
+}
+
+impl<S: Server> Sleeper for Sleeping<S> {
+    /// Called by whichever handle takes the sleeping slot: revives on the runtime it slept on.
+    fn wake(self: Box<Self>) {
+        let runtime = self.runtime.clone().unwrap_or_else(Handle::current);
+        self.revive(&runtime);
+    }
+
+    fn holds(&self) -> usize {
+        // Its client, its control queue, and the registry's client (a durable server has a name).
+        2 + usize::from(self.commands.is_some())
+    }
+
+    fn release(
+        self: Box<Self>,
+        names: &mut registry::Names,
+    ) -> Result<Box<dyn Send>, Box<dyn Sleeper>> {
+        let Sleeping {
+            mailbox,
+            client,
+            mut options,
+            listener,
+            initial,
+            incarnation,
+            commands,
+            durable,
+            runtime,
+        } = *self;
+        let server = TypeId::of::<S>();
+        let id = client.branch().id();
+        let (durable, name) = match (durable, options.name.take()) {
+            // A remote server's store forwards its mailbox when it moves: it stays in place.
+            (Some(durable), Some(name))
+                if durable.forward.is_none() && names.is_running(server, &name, id) =>
+            {
+                (durable, name)
+            }
+            (durable, name) => {
+                options.name = name;
+                return Err(Box::new(Sleeping {
+                    mailbox,
+                    client,
+                    options,
+                    listener,
+                    initial,
+                    incarnation,
+                    commands,
+                    durable,
+                    runtime,
+                }));
+            }
+        };
+        let branch = client.branch();
+        let (ready, restarts) = branch.inner.status.read(|s| (s.ready, s.restarts));
+        let record = Released {
+            id,
+            ready,
+            restarts,
+            options: options.shared(),
+            listener,
+            initial,
+            incarnation,
+            // The claim was given up when the branch parked; the revival claims again.
+            storage: durable.storage,
+            of: durable.of,
+            runtime,
+        };
+        let replaced = names.release(server, &name, Box::new(record));
+        Ok(Box::new((mailbox, client, commands, replaced)))
+    }
+}
+
+/// A durable server released while it hibernated: all that is left of it, in the registry under
+/// its name. The first lookup by name revives it ([`registry::Revive`]).
+struct Released<S: Server> {
+    id: BranchId,
+    ready: Option<u64>,
+    restarts: u64,
+    /// Without the name, which is the registry's key; shared with the released servers started
+    /// alike.
+    options: Arc<Options>,
+    listener: Option<BoxedListener<S>>,
+    initial: Option<Arc<Kept<S>>>,
+    incarnation: u64,
+    storage: Storage,
+    of: &'static DurableKind<S>,
+    runtime: Option<Handle>,
+}
+
+impl<S: Server> registry::Revive for Released<S> {
+    /// Under the registry's lock: a new branch with the same id, name and status, whose state is
+    /// loaded in a task of its own while its client, returned at once, queues what is sent to it.
+    fn revive(self: Box<Self>, name: &str) -> Box<dyn Any + Send + Sync> {
+        let Released {
+            id,
+            ready,
+            restarts,
+            options,
+            listener,
+            initial,
+            incarnation,
+            storage,
+            of,
+            runtime,
+        } = *self;
+        let options = Options {
+            name: Some(name.to_owned()),
+            ..Options::clone(&options)
+        };
+        let branch = Branch::revived(
+            id,
+            std::any::type_name::<S>(),
+            name.to_owned(),
+            ready,
+            restarts,
+        );
+        let (mailbox, inbox) = crate::mailbox::channel();
+        let client = Client::new(mailbox, branch);
+        let runtime = runtime.unwrap_or_else(Handle::current);
+        let sleeping = Sleeping {
+            mailbox: inbox,
+            client: client.clone(),
+            options,
+            listener,
+            initial,
+            incarnation,
+            commands: None,
+            durable: Some(Box::new(Durable::new(storage, of))),
+            runtime: None,
+        };
+        sleeping.revive(&runtime);
+        Box::new(client)
     }
 }
 
