@@ -98,7 +98,9 @@ impl ServerKind {
 
     /// The branch of the running server of this kind registered as `name`, if any: the untyped
     /// counterpart of [`whereis`](crate::whereis), for tools that do not know the type (to look at
-    /// it, kill its worker or stop it).
+    /// it, kill its worker or stop it). As `whereis` does, it revives a server that was released
+    /// while it hibernated (see [`Builder::idle_after`](crate::Builder::idle_after)): a tool that
+    /// walks every name wakes every such server.
     #[must_use]
     pub fn whereis(&self, name: &str) -> Option<Branch> {
         (self.whereis)(name)

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use durable_common::{Tally, TallyClient, inits, key, stored_tally, unique};
 use peeper::store::{Memory, Storage};
-use peeper::{BranchId, CallError, Entities, Exit, OnStop, StartError};
+use peeper::{BranchId, CallError, DynamicSupervisor, Entities, Exit, OnStop, StartError};
+use serde::{Deserialize, Serialize};
 
 const IDLE: Duration = Duration::from_secs(1);
 
@@ -51,6 +52,28 @@ async fn revived_by_name(name: &str) -> TallyClient {
         .expect("not released: the lookup did not revive it")
         .unwrap();
     tally
+}
+
+/// Lets every task run until all of them wait: on the paused clock, this sleep returns only
+/// then. What a lookup of a parked server must not do (revive it) would have happened by then.
+async fn settle() {
+    tokio::time::sleep(IDLE / 2).await;
+}
+
+/// Asserts that `name`, hibernating, is parked in place and not released: a lookup finds the
+/// branch asleep and revives nothing.
+async fn assert_parked(name: &str, inits_so_far: usize) {
+    let looked = Tally::whereis(name).unwrap();
+    settle().await;
+    assert!(
+        looked.branch().is_hibernating(),
+        "a lookup alone does not wake it"
+    );
+    assert_eq!(
+        inits(name),
+        inits_so_far,
+        "parked, not released: nothing revived"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -151,12 +174,8 @@ async fn a_kept_branch_handle_keeps_the_server_in_place_until_dropped() {
     branch.hibernated().await.unwrap();
 
     // Parked, not released: a lookup looks, and revives nothing.
-    let looked = Tally::whereis(&name).unwrap();
-    assert!(looked.branch().is_hibernating());
-    assert_eq!(looked.branch().id(), branch.id());
-    drop(looked);
-    assert!(branch.is_hibernating(), "a lookup alone does not wake it");
-    assert_eq!(inits(&name), 1);
+    assert_parked(&name, 1).await;
+    assert!(branch.is_hibernating());
 
     drop(branch);
     let tally = revived_by_name(&name).await;
@@ -309,4 +328,113 @@ async fn concurrent_lookups_on_many_threads_revive_a_released_server_once() {
     assert_eq!(tally.branch().id(), id);
     assert_eq!(tally.get().await, Ok(ROUNDS * CALLERS));
     tally.stop().await.unwrap();
+}
+
+/// A dynamic supervisor's child is its supervisor's to end: it stays parked in place, whoever
+/// else lets go of it, and its supervisor can still stop it.
+#[tokio::test(start_paused = true)]
+async fn a_dynamic_supervisors_child_stays_parked() {
+    let name = unique("child");
+    let storage = Storage::new(Memory::new());
+    let supervisor = DynamicSupervisor::new();
+    let tally = supervisor
+        .start_child(builder(&name, &storage))
+        .await
+        .unwrap();
+    tally.add(2).await.unwrap();
+    tally.branch().hibernated().await.unwrap();
+    drop(tally);
+
+    assert_parked(&name, 1).await;
+    assert_eq!(supervisor.which_children().len(), 1);
+    supervisor.shutdown().await;
+    assert!(Tally::whereis(&name).is_none());
+    assert_eq!(
+        stored_tally(&storage, &name).await,
+        Some(2),
+        "a shutdown keeps the state"
+    );
+}
+
+/// A durable server with a kept table.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Ledger {
+    entries: u64,
+}
+
+#[peeper::server]
+impl Ledger {
+    #[call]
+    fn record(&mut self, entry: String, ctx: &mut peeper::Context<Self>) -> u64 {
+        let table = ctx.table::<String, u64>("entries").unwrap();
+        self.entries += 1;
+        table.insert(entry, self.entries);
+        self.entries
+    }
+
+    #[call]
+    fn position(&self, entry: String, ctx: &mut peeper::Context<Self>) -> Option<u64> {
+        ctx.table::<String, u64>("entries").unwrap().get(&entry)
+    }
+}
+
+impl peeper::Persist for Ledger {
+    const KIND: &'static str = "ledger";
+}
+
+/// Tables live in the branch, not in the store: a server that keeps one stays parked in place,
+/// so that its table is still there when it wakes.
+#[tokio::test(start_paused = true)]
+async fn a_server_with_a_kept_table_stays_parked_and_keeps_it() {
+    let name = unique("ledger");
+    let storage = Storage::new(Memory::new());
+    let ledger = Ledger::builder(Ledger::default())
+        .name(&name)
+        .store(storage.clone())
+        .idle_after(IDLE)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(ledger.record("first".to_owned()).await, Ok(1));
+    ledger.branch().hibernated().await.unwrap();
+    drop(ledger);
+
+    let looked = Ledger::whereis(&name).unwrap();
+    settle().await;
+    assert!(
+        looked.branch().is_hibernating(),
+        "parked: the lookup revived nothing"
+    );
+    assert_eq!(looked.position("first".to_owned()).await, Ok(Some(1)));
+    looked.stop().await.unwrap();
+}
+
+/// A released server whose runtime has shut down cannot be revived there: a lookup from another
+/// runtime gets a client whose calls hear why, and the name is free again. Before, the revival
+/// task was dropped unrun and its callers waited forever.
+#[test]
+fn a_released_server_whose_runtime_is_gone_ends_with_a_typed_error() {
+    let name = unique("orphan");
+    let storage = Storage::new(Memory::new());
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    };
+    runtime().block_on(released(&name, &storage, 3));
+
+    runtime().block_on(async {
+        let tally = Tally::whereis(&name).expect("released, so registered");
+        assert!(matches!(
+            tally.get().await,
+            Err(CallError::Stopped(Exit::ReviveFailed { .. }))
+        ));
+        assert!(Tally::whereis(&name).is_none(), "the name is free");
+        // The state is still in the store: a new start here comes back with it.
+        let tally = builder(&name, &storage).start().await.unwrap();
+        assert_eq!(tally.get().await, Ok(3));
+        tally.stop().await.unwrap();
+    });
 }

@@ -84,15 +84,17 @@ pub(crate) struct BranchInner {
     /// Set, under the `tasks` lock, while control requests wait in `Tasks::pending`: the
     /// branch's task looks at it on every wake-up, so it must cost one atomic load, not a lock.
     control_waiting: AtomicBool,
-    /// The [`Branch`] values of a branch that may sleep (counted only then): the one whose drop
-    /// leaves just the parked parts' own (`parked`) releases them.
-    handles: AtomicUsize,
-    /// While the branch is parked in `sleeping`, the handles the parked parts hold themselves
-    /// ([`Sleeper::holds`]); 0 otherwise. Written under the `sleeping` lock.
-    parked: AtomicUsize,
     /// Wakes the branch's task after a control request is queued.
     control_ready: AtomicWaker,
     sleeping: Mutex<Option<Box<dyn Sleeper>>>,
+    /// The [`Branch`] values of a branch that may sleep (counted only then): the one whose drop
+    /// leaves just the parked parts' own (`parked`) releases them. After the fields above: it is
+    /// written on every clone and drop of a handle, which a call does not make.
+    handles: AtomicUsize,
+    /// While the branch is parked in `sleeping`, the handles the parked parts hold themselves
+    /// ([`Sleeper::holds`]), or [`NEVER_RELEASED`](sleeping::NEVER_RELEASED); 0 otherwise.
+    /// Written under the `sleeping` lock.
+    parked: AtomicUsize,
     server: &'static str,
     name: Option<String>,
     pub(crate) status: StatusCell,

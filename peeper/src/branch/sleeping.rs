@@ -14,6 +14,10 @@ use std::sync::{Arc, MutexGuard, PoisonError};
 use super::{Branch, BranchId};
 use crate::registry;
 
+/// `parked` for parts that can never be released (see [`Branch::release`]): no handle count
+/// matches it, so no drop takes the registry's lock for them again.
+pub(super) const NEVER_RELEASED: usize = usize::MAX;
+
 /// The parts of a hibernating branch, parked in its sleeping slot: taken (once) by the first
 /// handle that sends to it, which wakes them, or by the last handle to let go, which releases
 /// them into the registry.
@@ -123,14 +127,22 @@ impl Branch {
     /// lookup cannot hand out a new handle meanwhile, and a send cannot take the slot.
     #[cold]
     fn release(&self) {
+        // Tables and kept values live in the branch, and a dynamic supervisor's child is its
+        // supervisor's to end: those stay parked in place. Neither changes while parked.
+        if self.existing_resources().is_some() || self.tasks().owner.is_some() {
+            let slot = self.sleeping();
+            if slot.is_some() {
+                self.inner.parked.store(NEVER_RELEASED, Ordering::Release);
+            }
+            drop(slot);
+            return;
+        }
         let mut names = registry::lock();
         let mut slot = self.sleeping();
         let unheld = slot
             .as_ref()
             .is_some_and(|sleeper| self.inner.handles.load(Ordering::Acquire) == sleeper.holds());
-        // Tables and kept values live in the branch, and a dynamic supervisor's child is its
-        // supervisor's to end: those stay parked in place.
-        if !unheld || self.existing_resources().is_some() || self.tasks().owner.is_some() {
+        if !unheld {
             return;
         }
         let Some(sleeper) = self.unpark(&mut slot) else {
@@ -145,7 +157,10 @@ impl Branch {
                 // freed.
                 drop(leftovers);
             }
-            Err(sleeper) => self.park(&mut slot, sleeper),
+            Err(sleeper) => {
+                *slot = Some(sleeper);
+                self.inner.parked.store(NEVER_RELEASED, Ordering::Release);
+            }
         }
     }
 

@@ -1,7 +1,7 @@
 //! Hibernation: an idle durable branch ends its task and drops its state, keeping what it needs
 //! to come back in its sleeping slot; the next message or request revives it in a new task.
 
-use std::any::{Any, TypeId};
+use std::any::TypeId;
 use std::sync::Arc;
 
 use tokio::runtime::Handle;
@@ -149,10 +149,15 @@ impl<S: Server> Sleeping<S> {
     /// Loads the state from the store and starts the branch again, with every message that
     /// arrived meanwhile still queued.
     fn revive(self, runtime: &Handle) {
+        // Dropped before it has started the branch (its runtime shut down, before or during the
+        // load), the revival ends the branch: its callers hear why instead of waiting forever.
+        let reviving = Reviving(Some(self));
         erased::spawn_on(
             runtime,
             Box::pin(async move {
-                let mut this = self;
+                let mut reviving = reviving;
+                // Always there: taken only below, once the state is loaded.
+                let this = reviving.0.as_mut()?;
                 let branch = this.client.branch().clone();
                 branch.tasks().task = Some(tokio::task::id());
                 let loaded = match (&mut this.durable, this.options.name.as_deref()) {
@@ -175,6 +180,7 @@ impl<S: Server> Sleeping<S> {
                     }
                     _ => Ok(None),
                 };
+                let mut this = reviving.0.take()?;
                 if !matches!(loaded, Ok(Some(_))) {
                     // Let go of the store before the end is published (see `end`).
                     drop(this.durable.take());
@@ -218,6 +224,28 @@ impl<S: Server> Sleeping<S> {
                 None
             }),
         );
+    }
+}
+
+/// A revival under way: its parts until it has loaded the state. Dropped with them still in it,
+/// it ends the branch (see [`Sleeping::revive`]); the claim a dropped load had made is given up
+/// by its own guard.
+struct Reviving<S: Server>(Option<Sleeping<S>>);
+
+impl<S: Server> Drop for Reviving<S> {
+    fn drop(&mut self) {
+        if let Some(sleeping) = self.0.take() {
+            let branch = sleeping.client.branch().clone();
+            finish_unrevived::<S>(
+                &branch,
+                sleeping.mailbox,
+                Exit::ReviveFailed {
+                    message: "the revival was dropped before it loaded the state: the runtime it \
+                              runs on has shut down"
+                        .to_owned(),
+                },
+            );
+        }
     }
 }
 
@@ -310,9 +338,14 @@ struct Released<S: Server> {
 }
 
 impl<S: Server> registry::Revive for Released<S> {
-    /// Under the registry's lock: a new branch with the same id, name and status, whose state is
-    /// loaded in a task of its own while its client, returned at once, queues what is sent to it.
-    fn revive(self: Box<Self>, name: &str) -> Box<dyn Any + Send + Sync> {
+    fn branch(&self) -> BranchId {
+        self.id
+    }
+
+    /// Under the registry's lock: a new branch with the same id, name and status, whose client,
+    /// returned at once, queues what is sent to it; its state is loaded in a task of its own,
+    /// spawned once the lock is let go.
+    fn revive(self: Box<Self>, name: &str) -> registry::Revived {
         let Released {
             id,
             ready,
@@ -337,8 +370,10 @@ impl<S: Server> registry::Revive for Released<S> {
             restarts,
         );
         let (mailbox, inbox) = crate::mailbox::channel();
-        let client = Client::new(mailbox, branch);
+        let client = Client::new(mailbox, branch.clone());
         let runtime = runtime.unwrap_or_else(Handle::current);
+        // Calls queued before the task runs arm their timeout for the runtime it will run on.
+        branch.runs_on(&runtime);
         let sleeping = Sleeping {
             mailbox: inbox,
             client: client.clone(),
@@ -350,8 +385,10 @@ impl<S: Server> registry::Revive for Released<S> {
             durable: Some(Box::new(Durable::new(storage, of))),
             runtime: None,
         };
-        sleeping.revive(&runtime);
-        Box::new(client)
+        registry::Revived {
+            client: Box::new(client),
+            start: Box::new(move || sleeping.revive(&runtime)),
+        }
     }
 }
 
