@@ -188,6 +188,9 @@ fn measure<K: Kind>(rt: &Runtime) -> Row {
         for _ in 0..N {
             warm.push(K::start().await);
         }
+        for handle in &warm {
+            std::hint::black_box(K::call(handle).await);
+        }
         for handle in warm {
             K::stop(handle).await;
         }
@@ -199,10 +202,12 @@ fn measure<K: Kind>(rt: &Runtime) -> Row {
         for _ in 0..N {
             handles.push(K::start().await);
         }
-        // Let every task reach its idle `await`: on a current-thread runtime, each yield lets
-        // every task woken so far run once, and starting a server wakes a chain of at most a few.
-        for _ in 0..8 {
-            tokio::task::yield_now().await;
+        // One call each: every server has run and waits at its idle `await` again, having
+        // handled a message. (A few yields did not do it: a yield of the `block_on` future lets
+        // only a scheduler tick's worth of tasks run, 61, and a peeper server allocates its
+        // worker's future at its task's first poll.)
+        for handle in &handles {
+            std::hint::black_box(K::call(handle).await);
         }
     });
     let (bytes, allocations) = live(&region.change());

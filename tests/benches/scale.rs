@@ -656,6 +656,9 @@ fn heap_idle<K: Contender>(rt: &Runtime, contender: usize, n: usize) -> Run<'_, 
                 for _ in 0..n {
                     handles.push(K::start().await);
                 }
+                for handle in &handles {
+                    K::call(handle).await;
+                }
                 for handle in handles.drain(..) {
                     K::stop(handle).await;
                 }
@@ -663,9 +666,11 @@ fn heap_idle<K: Contender>(rt: &Runtime, contender: usize, n: usize) -> Run<'_, 
                 for _ in 0..n {
                     handles.push(K::start().await);
                 }
-                // Let every task reach its idle `await`.
-                for _ in 0..8 {
-                    tokio::task::yield_now().await;
+                // One call each: every server has run (a peeper server allocates its worker's
+                // future at its task's first poll, which a few yields here did not reach for
+                // most of them) and waits at its idle `await` again, having handled a message.
+                for handle in &handles {
+                    K::call(handle).await;
                 }
                 let bytes = live_bytes(&region.change());
                 for handle in handles {
