@@ -265,41 +265,35 @@ impl<S: Server> Sleeper for Sleeping<S> {
         self: Box<Self>,
         names: &mut registry::Names,
     ) -> Result<Box<dyn Send>, Box<dyn Sleeper>> {
+        let mut this = self;
+        let server = TypeId::of::<S>();
+        let id = this.client.branch().id();
+        let registered = |name: Option<&str>| name.is_some_and(|n| names.is_running(server, n, id));
+        let durable = match this.durable.take() {
+            // A remote server's store forwards its mailbox when it moves: it stays in place.
+            Some(durable)
+                if durable.forward.is_none() && registered(this.options.name.as_deref()) =>
+            {
+                durable
+            }
+            durable => {
+                this.durable = durable;
+                return Err(this);
+            }
+        };
+        // The name is the registry's key; `registered` found it there.
+        let name = this.options.name.take().unwrap_or_default();
         let Sleeping {
             mailbox,
             client,
-            mut options,
+            options,
             listener,
             initial,
             incarnation,
             commands,
-            durable,
             runtime,
-        } = *self;
-        let server = TypeId::of::<S>();
-        let id = client.branch().id();
-        let (durable, name) = match (durable, options.name.take()) {
-            // A remote server's store forwards its mailbox when it moves: it stays in place.
-            (Some(durable), Some(name))
-                if durable.forward.is_none() && names.is_running(server, &name, id) =>
-            {
-                (durable, name)
-            }
-            (durable, name) => {
-                options.name = name;
-                return Err(Box::new(Sleeping {
-                    mailbox,
-                    client,
-                    options,
-                    listener,
-                    initial,
-                    incarnation,
-                    commands,
-                    durable,
-                    runtime,
-                }));
-            }
-        };
+            ..
+        } = *this;
         let branch = client.branch();
         let (ready, restarts) = branch.inner.status.read(|s| (s.ready, s.restarts));
         let record = Released {
