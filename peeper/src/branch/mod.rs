@@ -88,8 +88,8 @@ pub(crate) struct BranchInner {
     control_ready: AtomicWaker,
     sleeping: Mutex<Option<Box<dyn Sleeper>>>,
     /// The [`Branch`] values of a branch that may sleep (counted only then): the one whose drop
-    /// leaves just the parked parts' own (`parked`) releases them. After the fields above: it is
-    /// written on every clone and drop of a handle, which a call does not make.
+    /// leaves just the parked parts' own (`parked`) releases them. After the fields above, which
+    /// a call and a wake-up read: a clone or a drop of a handle writes it.
     handles: AtomicUsize,
     /// While the branch is parked in `sleeping`, the handles the parked parts hold themselves
     /// ([`Sleeper::holds`]), or [`NEVER_RELEASED`](sleeping::NEVER_RELEASED); 0 otherwise.

@@ -128,8 +128,11 @@ impl Branch {
     #[cold]
     fn release(&self) {
         // Tables and kept values live in the branch, and a dynamic supervisor's child is its
-        // supervisor's to end: those stay parked in place. Neither changes while parked.
-        if self.existing_resources().is_some() || self.tasks().owner.is_some() {
+        // supervisor's to end: those stay parked in place. Once true, either stays true; it is
+        // looked at here without the registry's lock, and again under both locks below (the
+        // server may have woken, made a table and parked again meanwhile).
+        let kept = || self.existing_resources().is_some() || self.tasks().owner.is_some();
+        if kept() {
             let slot = self.sleeping();
             if slot.is_some() {
                 self.inner.parked.store(NEVER_RELEASED, Ordering::Release);
@@ -143,6 +146,10 @@ impl Branch {
             .as_ref()
             .is_some_and(|sleeper| self.inner.handles.load(Ordering::Acquire) == sleeper.holds());
         if !unheld {
+            return;
+        }
+        if kept() {
+            self.inner.parked.store(NEVER_RELEASED, Ordering::Release);
             return;
         }
         let Some(sleeper) = self.unpark(&mut slot) else {

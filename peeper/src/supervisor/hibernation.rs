@@ -149,7 +149,7 @@ impl<S: Server> Sleeping<S> {
     /// Loads the state from the store and starts the branch again, with every message that
     /// arrived meanwhile still queued.
     fn revive(self, runtime: &Handle) {
-        // Dropped before it has started the branch (its runtime shut down, before or during the
+        // Dropped before it has loaded the state (its runtime shut down, before or during the
         // load), the revival ends the branch: its callers hear why instead of waiting forever.
         let reviving = Reviving(Some(self));
         erased::spawn_on(
@@ -229,19 +229,22 @@ impl<S: Server> Sleeping<S> {
 
 /// A revival under way: its parts until it has loaded the state. Dropped with them still in it,
 /// it ends the branch (see [`Sleeping::revive`]); the claim a dropped load had made is given up
-/// by its own guard.
+/// by its own guard. From the load on, the revival does not await: what follows (the parts, the
+/// spawn of the branch's task) runs at once.
 struct Reviving<S: Server>(Option<Sleeping<S>>);
 
 impl<S: Server> Drop for Reviving<S> {
     fn drop(&mut self) {
-        if let Some(sleeping) = self.0.take() {
+        if let Some(mut sleeping) = self.0.take() {
+            // Let go of the store before the end is published (see `end`).
+            drop(sleeping.durable.take());
             let branch = sleeping.client.branch().clone();
             finish_unrevived::<S>(
                 &branch,
                 sleeping.mailbox,
                 Exit::ReviveFailed {
                     message: "the revival was dropped before it loaded the state: the runtime it \
-                              runs on has shut down"
+                              runs on shut down, or the load panicked"
                         .to_owned(),
                 },
             );
