@@ -187,19 +187,21 @@ fn look_up(server: TypeId, name: &str, found: &mut dyn FnMut(&(dyn Any + Send + 
     let Names(mut names) = lock();
     let key = key(server, name);
     let mut start = None;
-    if matches!(names.get(&key), Some(Entry::Released(_))) {
-        // Out of the map while it revives: should the revival unwind, the name is free (the
-        // state is in the store) rather than stuck on an entry that is neither.
-        if let Some((key, Entry::Released(record))) = names.remove_entry(&key) {
-            let branch = record.branch();
-            let revived = record.revive(name);
-            start = Some(revived.start);
-            let client = revived.client;
-            names.insert(key, Entry::Running { branch, client });
+    match names.get(&key) {
+        Some(Entry::Running { client, .. }) => found(&**client),
+        Some(Entry::Released(_)) => {
+            // Out of the map while it revives: should the revival unwind, the name is free (the
+            // state is in the store) rather than stuck on an entry that is neither.
+            if let Some((key, Entry::Released(record))) = names.remove_entry(&key) {
+                let branch = record.branch();
+                let revived = record.revive(name);
+                found(&*revived.client);
+                start = Some(revived.start);
+                let client = revived.client;
+                names.insert(key, Entry::Running { branch, client });
+            }
         }
-    }
-    if let Some(Entry::Running { client, .. }) = names.get(&key) {
-        found(&**client);
+        None => {}
     }
     drop(names);
     if let Some(start) = start {

@@ -180,11 +180,7 @@ impl<S: Server> Sleeping<S> {
                     }
                     _ => Ok(None),
                 };
-                let mut this = reviving.0.take()?;
-                if !matches!(loaded, Ok(Some(_))) {
-                    // Let go of the store before the end is published (see `end`).
-                    drop(this.durable.take());
-                }
+                let this = reviving.0.take()?;
                 match loaded {
                     Ok(Some(state)) => {
                         let parts = this.into_parts(state);
@@ -198,28 +194,16 @@ impl<S: Server> Sleeping<S> {
                         // of a store's futures) for the rest of its life.
                         spawn(parts, &Handle::current());
                     }
-                    Ok(None) => finish_unrevived::<S>(
-                        &branch,
-                        this.mailbox,
-                        Exit::ReviveFailed {
-                            message: "the stored state is gone".to_owned(),
-                        },
-                    ),
+                    Ok(None) => this.finish_unrevived(Exit::ReviveFailed {
+                        message: "the stored state is gone".to_owned(),
+                    }),
                     // Another node started the server while it slept here: it lives on there.
                     Err(StoreError::OwnedElsewhere { node, .. }) => {
-                        finish_unrevived::<S>(
-                            &branch,
-                            this.mailbox,
-                            Exit::Fenced { owner: Some(node) },
-                        );
+                        this.finish_unrevived(Exit::Fenced { owner: Some(node) });
                     }
-                    Err(error) => finish_unrevived::<S>(
-                        &branch,
-                        this.mailbox,
-                        Exit::ReviveFailed {
-                            message: error.to_string(),
-                        },
-                    ),
+                    Err(error) => this.finish_unrevived(Exit::ReviveFailed {
+                        message: error.to_string(),
+                    }),
                 }
                 None
             }),
@@ -235,19 +219,12 @@ struct Reviving<S: Server>(Option<Sleeping<S>>);
 
 impl<S: Server> Drop for Reviving<S> {
     fn drop(&mut self) {
-        if let Some(mut sleeping) = self.0.take() {
-            // Let go of the store before the end is published (see `end`).
-            drop(sleeping.durable.take());
-            let branch = sleeping.client.branch().clone();
-            finish_unrevived::<S>(
-                &branch,
-                sleeping.mailbox,
-                Exit::ReviveFailed {
-                    message: "the revival was dropped before it loaded the state: the runtime it \
-                              runs on shut down, or the load panicked"
-                        .to_owned(),
-                },
-            );
+        if let Some(sleeping) = self.0.take() {
+            sleeping.finish_unrevived(Exit::ReviveFailed {
+                message: "the revival was dropped before it loaded the state: the runtime it runs \
+                          on shut down, or the load panicked"
+                    .to_owned(),
+            });
         }
     }
 }
@@ -389,17 +366,22 @@ impl<S: Server> registry::Revive for Released<S> {
     }
 }
 
-/// Ends a branch that could not be revived: every queued caller hears why.
-fn finish_unrevived<S: Server>(branch: &Branch, mut mailbox: Inbox<Envelope<S>>, exit: Exit) {
-    tracing::error!(server = branch.server(), name = branch.name(), %exit, "stopped");
-    branch
-        .inner
-        .status
-        .send_modify(|status| status.exit = Some(exit.clone()));
-    mailbox.close_refusing(&exit);
-    leave::<S>(branch);
-    branch.inner.status.send_modify(|status| {
-        status.hibernating = false;
-        status.finished = true;
-    });
+impl<S: Server> Sleeping<S> {
+    /// Ends a branch that could not be revived: every queued caller hears why.
+    fn finish_unrevived(mut self, exit: Exit) {
+        let branch = self.client.branch().clone();
+        tracing::error!(server = branch.server(), name = branch.name(), %exit, "stopped");
+        branch
+            .inner
+            .status
+            .send_modify(|status| status.exit = Some(exit.clone()));
+        self.mailbox.close_refusing(&exit);
+        leave::<S>(&branch);
+        // Let go of the store before saying the branch is gone (see `end`).
+        drop(self.durable.take());
+        branch.inner.status.send_modify(|status| {
+            status.hibernating = false;
+            status.finished = true;
+        });
+    }
 }
