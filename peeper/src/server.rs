@@ -109,6 +109,12 @@ pub trait Server: Sized + Send + 'static {
     #[doc(hidden)]
     const __INIT_IS_DEFAULT: bool = false;
 
+    /// `true` when `terminate` is the default one, which does nothing: a stop then skips it.
+    /// `#[peeper::server]` sets it for a server without `#[terminate]`; a hand-written server
+    /// keeps `false` (its `terminate` runs), which is always right.
+    #[doc(hidden)]
+    const __TERMINATE_IS_DEFAULT: bool = false;
+
     /// How the messages of a remote server (`#[peeper::server(remote)]`) are encoded, so that a
     /// node can answer calls from other nodes to any server kind it hosts; `None` for the others.
     #[doc(hidden)]

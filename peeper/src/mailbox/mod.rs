@@ -25,9 +25,10 @@ pub(crate) enum Envelope<S: Server> {
     Keyed(Box<KeyedCall<S>>),
     Cast(S::Cast),
     Info(S::Info),
-    /// End the branch once everything queued before it is handled. Boxed: the exit is large and
-    /// rare, and every slot of the mailbox is as large as its largest variant.
-    Stop(Box<Exit>),
+    /// End the branch once everything queued before it is handled, with this exit, or
+    /// [`Exit::Normal`] for `None` (a plain `stop`, which then allocates nothing). Boxed: the exit
+    /// is large and rare, and every slot of the mailbox is as large as its largest variant.
+    Stop(Option<Box<Exit>>),
     /// Leave the worker at this message boundary so the branch can move (see `transfer`).
     Handoff,
     /// A call to a server on another node, with the time its caller waits: only a remote

@@ -159,7 +159,8 @@ impl<S: Server> Typed for TypedHalf<S> {
 
     fn post(&mut self, post: Post) {
         let envelope = match post {
-            Post::Stop(reason) => Envelope::Stop(Box::new(reason)),
+            Post::Stop(Exit::Normal) => Envelope::Stop(None),
+            Post::Stop(reason) => Envelope::Stop(Some(Box::new(reason))),
             Post::Handoff => Envelope::Handoff,
         };
         let _ = self.client.enqueue(envelope);

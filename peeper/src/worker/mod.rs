@@ -99,7 +99,13 @@ impl<S: Server> Worker<S> {
             // The locals of `init`'s outcome live in this block only: one alive across a later
             // await would take room in the task for its whole life.
             {
-                let init = guarded(Box::pin(S::init(&mut cell.live, &mut ctx)).as_mut()).await;
+                // The default `init` changes nothing and cannot fail: not boxed and polled for
+                // nothing at every start.
+                let init = if S::__INIT_IS_DEFAULT {
+                    Ok(Ok(()))
+                } else {
+                    guarded(Box::pin(S::init(&mut cell.live, &mut ctx)).as_mut()).await
+                };
                 let init = match init {
                     Ok(Ok(())) => Ok(()),
                     // GenServer's `:ignore`: not a crash, and nothing to restart. What `init` changed
@@ -303,8 +309,13 @@ impl<S: Server> Worker<S> {
                         settle(cell, changes, out, false)
                     }
                     Job::Message(Envelope::Stop(reason)) => {
-                        let reason = *reason;
-                        Box::pin(terminate(cell, &reason, &mut ctx)).await;
+                        let reason = reason.map_or(Exit::Normal, |reason| *reason);
+                        if S::__TERMINATE_IS_DEFAULT {
+                            // Nothing to run, and no await for a kill to land at.
+                            restore_for_terminate(cell);
+                        } else {
+                            Box::pin(terminate(cell, &reason, &mut ctx)).await;
+                        }
                         return WorkerEnd::Stopped(reason);
                     }
                     Job::Message(Envelope::Handoff) => return WorkerEnd::Handoff,
@@ -380,12 +391,22 @@ fn settle<S: Server, T>(
 /// Runs the server's `terminate` on the cell's state, first restoring it if a crash left it
 /// unknown. A panic in `terminate` is logged and published, for `stop` to report
 /// ([`StopError::Terminate`](crate::StopError::Terminate)): the branch is ending either way.
-pub(crate) async fn terminate<S: Server>(cell: &mut Cell<S>, reason: &Exit, ctx: &mut Context<S>) {
-    // Recorded first: a kill landing at one of `terminate`'s awaits must not undo the stop.
-    cell.stopping = Some(Box::new(reason.clone()));
+/// Brings back the kept state before `terminate` would see it (after a crash), as every end
+/// does whether or not there is a `terminate` to run: what follows (the last write) stores it.
+fn restore_for_terminate<S: Server>(cell: &mut Cell<S>) {
     if let Err(exit) = cell.restore_if_needed() {
         crate::log::terminate_unrestored(std::any::type_name::<S>(), &exit);
     }
+}
+
+pub(crate) async fn terminate<S: Server>(cell: &mut Cell<S>, reason: &Exit, ctx: &mut Context<S>) {
+    if S::__TERMINATE_IS_DEFAULT {
+        restore_for_terminate(cell);
+        return;
+    }
+    // Recorded first: a kill landing at one of `terminate`'s awaits must not undo the stop.
+    cell.stopping = Some(Box::new(reason.clone()));
+    restore_for_terminate(cell);
     let branch = ctx.client().branch().clone();
     let state = cell.live.untracked_mut();
     // Marked itself: besides the worker (whose poll is marked already), the supervisor runs it

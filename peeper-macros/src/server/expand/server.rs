@@ -78,6 +78,17 @@ impl Expansion<'_> {
                 const __INIT_IS_DEFAULT: bool = true;
             )
         });
+        // No `#[terminate]` at all: the default one, which a stop need not run.
+        let terminate_is_default =
+            self.server
+                .handlers(Kind::Terminate)
+                .next()
+                .is_none()
+                .then(|| {
+                    quote!(
+                        const __TERMINATE_IS_DEFAULT: bool = true;
+                    )
+                });
         let timeout = self.server.handlers(Kind::Timeout).map(|handler| {
             let invoke = self.invoke(handler, &quote!(__state));
             let cfgs = &handler.cfgs;
@@ -119,6 +130,7 @@ impl Expansion<'_> {
                 #keep_item
 
                 #init_is_default
+                #terminate_is_default
                 #wire
                 #(#init)*
 
