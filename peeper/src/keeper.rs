@@ -40,7 +40,8 @@ pub(crate) struct Cell<S: Server> {
     pub(crate) needs_restore: bool,
     /// Set when `terminate` starts: the branch is ending with this exit. It lives here, not in
     /// the worker, so that a worker killed while its `terminate` awaits cannot take the stop
-    /// with it (its request was consumed with the `Stop` message).
+    /// with it (its request was consumed with the `Stop` message). Not set for the default
+    /// `terminate`, which has no await for a kill to land at.
     pub(crate) stopping: Option<Box<Exit>>,
     pub(crate) mailbox: Mailbox<Envelope<S>>,
     /// The fingerprint of the stored bytes the live state was just read from (a start on a

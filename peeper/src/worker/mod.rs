@@ -36,7 +36,8 @@ use crate::{Client, Context, Exit, Ignore, Server};
 /// How a worker ended.
 #[derive(Debug)]
 pub(crate) enum WorkerEnd {
-    /// A normal end (a `Stop` message or `ctx.stop()`): `terminate` has run.
+    /// A normal end (a `Stop` message or `ctx.stop()`): `terminate` has run (unless it is the
+    /// default one, which has nothing to run).
     Stopped(Exit),
     /// It crashed. `started`: its `init` had completed, so the kept state can start a worker
     /// (a handler crash consumes its message and says nothing about the state's next start).
@@ -341,7 +342,11 @@ impl<S: Server> Worker<S> {
                 }
                 if let Some(reason) = ctx.take_stop() {
                     ctx.drop_continuations();
-                    Box::pin(terminate(cell, &reason, &mut ctx)).await;
+                    if S::__TERMINATE_IS_DEFAULT {
+                        restore_for_terminate(cell);
+                    } else {
+                        Box::pin(terminate(cell, &reason, &mut ctx)).await;
+                    }
                     return WorkerEnd::Stopped(reason);
                 }
             }
@@ -388,9 +393,6 @@ fn settle<S: Server, T>(
     Ok(value)
 }
 
-/// Runs the server's `terminate` on the cell's state, first restoring it if a crash left it
-/// unknown. A panic in `terminate` is logged and published, for `stop` to report
-/// ([`StopError::Terminate`](crate::StopError::Terminate)): the branch is ending either way.
 /// Brings back the kept state before `terminate` would see it (after a crash), as every end
 /// does whether or not there is a `terminate` to run: what follows (the last write) stores it.
 fn restore_for_terminate<S: Server>(cell: &mut Cell<S>) {
@@ -399,6 +401,11 @@ fn restore_for_terminate<S: Server>(cell: &mut Cell<S>) {
     }
 }
 
+/// Runs the server's `terminate` on the cell's state, first restoring it if a crash left it
+/// unknown. A panic in `terminate` is logged and published, for `stop` to report
+/// ([`StopError::Terminate`](crate::StopError::Terminate)): the branch is ending either way.
+/// The default `terminate` (no `#[terminate]`) does nothing and has no await for a kill to land
+/// at: only the state is restored.
 pub(crate) async fn terminate<S: Server>(cell: &mut Cell<S>, reason: &Exit, ctx: &mut Context<S>) {
     if S::__TERMINATE_IS_DEFAULT {
         restore_for_terminate(cell);
