@@ -296,10 +296,9 @@ async fn concurrent_lookups_on_many_threads_revive_a_released_server_once() {
     const CALLERS: u64 = 50;
     let name = unique("crowd-released");
     let storage = Storage::new(Memory::new());
+    // A short idle time: this runtime's clock is real, not paused.
     let mut first = Some(
-        Tally::builder(Tally::default())
-            .name(&name)
-            .store(storage.clone())
+        builder(&name, &storage)
             .idle_after(Duration::from_millis(5))
             .start()
             .await
